@@ -1,0 +1,623 @@
+"""Settings: the schema, the four layers, and where every effective value came from.
+
+Layers, highest first: ``configure()`` > environment variables > YAML files >
+defaults. Files merge key by key, the earlier-listed file winning (project over
+user); mappings such as ``backends`` merge recursively. The effective settings
+are recomputed only when a file, a relevant environment variable or the
+programmatic layer changes, so reading them on every call costs a few ``stat``s.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .secrets import Secret, mask
+
+__all__ = [
+    "SCHEMA",
+    "Settings",
+    "Setting",
+    "config_files",
+    "configure",
+    "get_config",
+    "reset",
+    "subscribe",
+]
+
+DEFAULT_SOURCE = "default"
+PROGRAMMATIC_SOURCE = "configure()"
+
+
+# --------------------------------------------------------------------------- types
+# Each converter takes a raw value (from YAML, an env var string, or Python) and
+# returns the typed value or raises ValueError with what was expected.
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in {"1", "true", "yes", "on"}:
+            return True
+        if low in {"0", "false", "no", "off", ""}:
+            return False
+    raise ValueError("expected a boolean (true/false)")
+
+
+def _number(kind: type, minimum: float | None = None) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}") from None
+        if kind is int and isinstance(value, float) and value != number:
+            raise ValueError("expected an integer")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"expected a value >= {minimum}")
+        return number
+
+    return convert
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    raise ValueError("expected a string")
+
+
+def _str(value: Any) -> str:
+    text = _opt_str(value)
+    if text is None:
+        raise ValueError("expected a non-empty string")
+    return text
+
+
+def _url(value: Any) -> str:
+    text = _str(value).rstrip("/")
+    if "://" not in text:  # OLLAMA_HOST is often "127.0.0.1:11434" or "0.0.0.0"
+        text = "http://" + text
+    return text
+
+
+def _secret(value: Any) -> Secret | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a string (an API key)")
+    return Secret(value.strip())
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return list(value)
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("expected a mapping of names to model names")
+    return dict(value)
+
+
+def _models(value: Any) -> list[dict[str, Any]]:
+    from .models import ModelInfo
+
+    known = {f.name for f in fields(ModelInfo)}
+    if not isinstance(value, list):
+        raise ValueError("expected a list of model definitions")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"item {i}: expected a mapping with name and provider")
+        for key in item:
+            if key not in known:
+                raise ValueError(f"item {i}: unknown field {key!r}{_did_you_mean(key, known)}")
+        for required in ("name", "provider"):
+            if not isinstance(item.get(required), str):
+                raise ValueError(f"item {i}: {required!r} must be a string")
+        out.append(dict(item))
+    return out
+
+
+def _backends(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping of backend names to their settings")
+    out = {}
+    for name, conf in value.items():
+        if conf is None:
+            conf = {}
+        if not isinstance(conf, Mapping):
+            raise ValueError(f"{name}: expected a mapping of settings")
+        if "class_path" in conf and (
+            not isinstance(conf["class_path"], str) or "." not in conf["class_path"]
+        ):
+            raise ValueError(f"{name}.class_path: expected 'package.module.ClassName'")
+        if "config" in conf and not isinstance(conf["config"], Mapping):
+            raise ValueError(f"{name}.config: expected a mapping")
+        out[str(name)] = dict(conf)
+    return out
+
+
+ROUTING_KEYS = {"code_keywords", "speed_keywords", "quality_keywords", "rules"}
+RULE_KEYS = {"if", "prefer_model", "prefer_backend"}
+CONDITION_KEYS = {"contains", "length_gt", "length_lt"}
+
+
+def _routing(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping (code_keywords, speed_keywords, quality_keywords, rules)")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in ROUTING_KEYS:
+            raise ValueError(f"unknown key {key!r}{_did_you_mean(key, ROUTING_KEYS)}")
+        if key == "rules":
+            out[key] = _rules(item)
+        else:
+            try:
+                out[key] = [k.lower() for k in _str_list(item)]
+            except ValueError:
+                raise ValueError(f"{key}: expected a list of strings") from None
+    return out
+
+
+def _rules(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ValueError("rules: expected a list of rules")
+    rules = []
+    for i, rule in enumerate(value):
+        where = f"rules[{i}]"
+        if not isinstance(rule, Mapping):
+            raise ValueError(f"{where}: expected a mapping with 'if' and prefer_model/prefer_backend")
+        for key in rule:
+            if key not in RULE_KEYS:
+                raise ValueError(f"{where}: unknown key {key!r}{_did_you_mean(key, RULE_KEYS)}")
+        cond = rule.get("if") or {}
+        if not isinstance(cond, Mapping):
+            raise ValueError(f"{where}.if: expected a mapping (contains, length_gt, length_lt)")
+        for key in cond:
+            if key not in CONDITION_KEYS:
+                raise ValueError(f"{where}.if: unknown condition {key!r}{_did_you_mean(key, CONDITION_KEYS)}")
+        checked: dict[str, Any] = {}
+        if "contains" in cond:
+            try:
+                checked["contains"] = [w.lower() for w in _str_list(cond["contains"])]
+            except ValueError:
+                raise ValueError(f"{where}.if.contains: expected a list of strings") from None
+        for bound in ("length_gt", "length_lt"):
+            if bound in cond:
+                try:
+                    checked[bound] = _number(int, 0)(cond[bound])
+                except ValueError as exc:
+                    raise ValueError(f"{where}.if.{bound}: {exc}") from None
+        if not (rule.get("prefer_model") or rule.get("prefer_backend")):
+            raise ValueError(f"{where}: needs prefer_model or prefer_backend")
+        rules.append(
+            {
+                "if": checked,
+                "prefer_model": _opt_str(rule.get("prefer_model")),
+                "prefer_backend": _opt_str(rule.get("prefer_backend")),
+            }
+        )
+    return rules
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: how to read it, its default, which env vars feed it."""
+
+    name: str
+    convert: Callable[[Any], Any]
+    default: Any
+    doc: str
+    env: tuple[str, ...] = ()
+    secret: bool = False
+    merge: bool = False  # mappings merge across layers instead of replacing
+
+
+DEFAULT_ROUTING = {
+    "code_keywords": [
+        "code", "function", "debug", "python", "script", "implement", "bug",
+        "refactor", "sql", "regex", "class", "pandas", "traceback",
+    ],
+    "speed_keywords": ["quick", "fast", "simple", "brief", "tldr", "short"],
+    "quality_keywords": ["analyze", "analyse", "explain", "comprehensive", "detailed", "thorough"],
+    "rules": [],
+}
+
+_SETTINGS = [
+    Setting("default_backend", _str, "auto",
+            "auto, local, cloud, or a registered backend name", ("TTT_DEFAULT_BACKEND",)),
+    Setting("default_model", _opt_str, None,
+            "model name or alias; empty for automatic choice", ("TTT_DEFAULT_MODEL",)),
+    Setting("timeout", _number(float, 0.001), 30.0,
+            "seconds allowed for each attempt", ("TTT_TIMEOUT",)),
+    Setting("max_retries", _number(int, 0), 3,
+            "retries of a retryable failure before falling back", ("TTT_MAX_RETRIES",)),
+    Setting("max_retry_wait", _number(float, 0), 30.0,
+            "cap in seconds on one wait between retries (Retry-After included)"),
+    Setting("enable_fallbacks", _bool, True,
+            "try the backends of fallback_order when one fails", ("TTT_ENABLE_FALLBACKS",)),
+    Setting("fallback_order", _str_list, ["cloud", "local"], "backends tried in turn on failure"),
+    Setting("ollama_base_url", _url, "http://localhost:11434",
+            "where the local Ollama server listens", ("OLLAMA_BASE_URL", "OLLAMA_HOST")),
+    Setting("openai_base_url", _url, "https://api.openai.com/v1",
+            "OpenAI (or compatible) API root", ("OPENAI_BASE_URL",)),
+    Setting("anthropic_base_url", _url, "https://api.anthropic.com",
+            "Anthropic API root", ("ANTHROPIC_BASE_URL",)),
+    Setting("gemini_base_url", _url, "https://generativelanguage.googleapis.com",
+            "Google Gemini API root", ("GEMINI_BASE_URL",)),
+    Setting("openrouter_base_url", _url, "https://openrouter.ai/api/v1",
+            "OpenRouter API root", ("OPENROUTER_BASE_URL",)),
+    Setting("openai_api_key", _secret, None, "OpenAI API key", ("OPENAI_API_KEY",), secret=True),
+    Setting("anthropic_api_key", _secret, None, "Anthropic API key", ("ANTHROPIC_API_KEY",), secret=True),
+    Setting("google_api_key", _secret, None, "Google Gemini API key",
+            ("GEMINI_API_KEY", "GOOGLE_API_KEY"), secret=True),
+    Setting("openrouter_api_key", _secret, None, "OpenRouter API key",
+            ("OPENROUTER_API_KEY",), secret=True),
+    Setting("model_aliases", _str_map, {}, "extra alias -> model names", merge=True),
+    Setting("models", _models, [], "custom model definitions (name, provider, ...)"),
+    Setting("backends", _backends, {}, "per-backend settings, class_path backends", merge=True),
+    Setting("routing", _routing, DEFAULT_ROUTING, "keywords and rules for automatic choice", merge=True),
+    Setting("stream", _bool, True,
+            "stream answers as they arrive (off: one final output, for nbval)", ("TTT_STREAM",)),
+    Setting("raise_on_error", _bool, False,
+            "make failed answers raise instead of showing a message (for CI)", ("TTT_RAISE_ON_ERROR",)),
+    Setting("footer", _bool, True, "show model, tokens, time and cost under each answer"),
+    Setting("interpolation_limit", _number(int, 10), 2000,
+            "characters of one {variable} before it is truncated"),
+    Setting("load_plugins", _bool, True,
+            "discover plugins from the plugin folders and entry points", ("TTT_LOAD_PLUGINS",)),
+]
+
+SCHEMA: dict[str, Setting] = {s.name: s for s in _SETTINGS}
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------- files
+
+
+def config_files() -> list[Path]:
+    """The files searched, highest precedence first (``TTT_CONFIG`` alone when set)."""
+    explicit = os.environ.get("TTT_CONFIG")
+    if explicit:
+        return [Path(explicit).expanduser()]
+    cwd, home = Path.cwd(), Path.home()
+    return [
+        cwd / "ttt.yaml", cwd / "ttt.yml",
+        cwd / ".ttt.yaml", cwd / ".ttt.yml",
+        home / ".config" / "ttt" / "config.yaml", home / ".config" / "ttt" / "config.yml",
+        home / ".ttt.yaml", home / ".ttt.yml",
+    ]
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """Parse and validate one file, all or nothing; errors name the file, line and key."""
+    import yaml  # only when a config file exists
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"Invalid YAML in {where}: {problem}.", hint="Fix the file or remove it.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Invalid YAML in {path}: {exc}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must be a mapping of settings, not {type(data).__name__}.")
+    lines = {}
+    if node is not None and hasattr(node, "value") and isinstance(node.value, list):
+        for key_node, _ in node.value:
+            lines[getattr(key_node, "value", None)] = key_node.start_mark.line + 1
+    errors = []
+    values = {}
+    for key, raw in data.items():
+        where = f"{path}, line {lines.get(key, '?')}"
+        try:
+            values[key] = _convert(key, raw)
+        except ConfigError as exc:
+            errors.append(f"{where}: {exc.message}")
+    if errors:
+        raise ConfigError(
+            "Config file not applied: " + "; ".join(errors) + ".",
+            hint="Fix these keys; nothing from this file is used until then.",
+        )
+    return values
+
+
+def _convert(key: Any, raw: Any) -> Any:
+    setting = SCHEMA.get(key)
+    if setting is None:
+        raise ConfigError(f"unknown key {key!r}{_did_you_mean(key, SCHEMA)}")
+    try:
+        return setting.convert(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def _merge(low: Any, high: Any) -> Any:
+    if isinstance(low, dict) and isinstance(high, dict):
+        out = dict(low)
+        for key, value in high.items():
+            out[key] = _merge(out.get(key), value) if key in out else value
+        return out
+    return high
+
+
+@dataclass
+class Settings:
+    """The effective configuration: values, and the layer each one came from."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    files: list[Path] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(f"no setting {name!r}{_did_you_mean(name, SCHEMA)}") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, DEFAULT_SOURCE)
+
+    def secret(self, name: str) -> str | None:
+        """The revealed value of a secret setting: for building request headers only."""
+        value = self.values.get(name)
+        return value.reveal() if isinstance(value, Secret) else value
+
+    def backend_config(self, backend: str) -> dict[str, Any]:
+        """Global settings overlaid with ``backends.<backend>`` (and its ``config``)."""
+        merged = {k: v for k, v in self.values.items() if k != "backends"}
+        specific = dict(self.values.get("backends", {}).get(backend, {}))
+        inner = specific.pop("config", None) or {}
+        merged.update(specific)
+        merged.update(inner)
+        return merged
+
+    def rows(self) -> Iterator[tuple[str, str, str]]:
+        """(key, shown value, source) for display; secrets masked."""
+        for name, setting in SCHEMA.items():
+            yield name, display_value(self.values.get(name), setting.secret), self.source(name)
+
+    def to_dict(self, *, reveal: bool = False) -> dict[str, Any]:
+        if reveal:
+            return {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in self.values.items()}
+        return {k: (str(v) if isinstance(v, Secret) else v) for k, v in self.values.items()}
+
+    def __str__(self) -> str:
+        rows = list(self.rows())
+        width = max(len(r[0]) for r in rows)
+        vwidth = min(48, max(len(r[1]) for r in rows))
+        return "\n".join(f"{k:<{width}}  {v:<{vwidth}}  {s}" for k, v, s in rows)
+
+    def __repr__(self) -> str:
+        return f"<Settings default_backend={self.values.get('default_backend')!r} ({len(self.values)} keys)>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def display_value(value: Any, secret: bool = False) -> str:
+    if isinstance(value, Secret) or (secret and value):
+        return mask(value.reveal() if isinstance(value, Secret) else str(value))
+    if value is None:
+        return "-" if not secret else "(not set)"
+    if isinstance(value, (dict, list)):
+        import json
+
+        text = json.dumps(_scrub(value), default=str, ensure_ascii=False)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)
+
+
+def _looks_secret(key: str) -> bool:
+    low = key.lower()
+    return low.endswith(("api_key", "apikey", "token", "secret", "password")) or low == "key"
+
+
+def _scrub(value: Any) -> Any:
+    """Mask anything key-like nested in backend settings before display."""
+    if isinstance(value, dict):
+        return {
+            k: (mask(str(v)) if _looks_secret(str(k)) and v else _scrub(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, Secret):
+        return str(value)
+    return value
+
+
+class _Store:
+    """The programmatic layer plus the cache of the computed effective settings."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.programmatic: dict[str, Any] = {}
+        self.version = 0
+        self.cache_key: Any = None
+        self.cache: Settings | None = None
+        self.file_cache: dict[Path, tuple[Any, dict[str, Any]]] = {}
+        self.listeners: list[Callable[[Settings], None]] = []
+
+
+_store = _Store()
+_ENV_NAMES = sorted({"TTT_CONFIG", *(e for s in _SETTINGS for e in s.env)})
+
+
+def _file_stamp(path: Path) -> Any:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def get_config() -> Settings:
+    """The effective settings now; cheap to call on every request."""
+    paths = config_files()
+    stamps = tuple((p, _file_stamp(p)) for p in paths)
+    env = tuple(os.environ.get(name) for name in _ENV_NAMES)
+    with _store.lock:
+        key = (stamps, env, _store.version)
+        if _store.cache is not None and _store.cache_key == key:
+            return _store.cache
+        settings = _compute(stamps)
+        _store.cache, _store.cache_key = settings, key
+        return settings
+
+
+def _compute(stamps: tuple[tuple[Path, Any], ...]) -> Settings:
+    values = {name: s.default for name, s in SCHEMA.items()}
+    sources = {name: DEFAULT_SOURCE for name in SCHEMA}
+
+    def apply(layer: dict[str, Any], source: str) -> None:
+        for key, value in layer.items():
+            if SCHEMA[key].merge and sources[key] != DEFAULT_SOURCE:
+                values[key] = _merge(values[key], value)
+                sources[key] = f"{source} + {sources[key]}"
+            elif SCHEMA[key].merge:
+                values[key] = _merge(values[key], value)
+                sources[key] = source
+            else:
+                values[key] = value
+                sources[key] = source
+
+    used = []
+    for path, stamp in reversed(stamps):  # lowest precedence first
+        if stamp is None:
+            continue
+        cached = _store.file_cache.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, _read_file(path))
+            _store.file_cache[path] = cached
+        apply(cached[1], str(path))
+        used.append(path)
+    for name, setting in SCHEMA.items():
+        for env_name in setting.env:  # first listed variable wins
+            raw = os.environ.get(env_name)
+            if raw is None or raw == "":
+                continue
+            try:
+                value = setting.convert(raw)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"Environment variable {env_name}: {exc}.",
+                    hint=f"Fix or unset {env_name}.",
+                ) from None
+            apply({name: value}, f"env {env_name}")
+            break
+    apply(_store.programmatic, PROGRAMMATIC_SOURCE)
+    return Settings(values, sources, list(reversed(used)))
+
+
+def configure(**settings: Any) -> Settings:
+    """Set values in the programmatic layer (highest precedence); ``None`` unsets one.
+
+    Everything is validated before anything changes, so a typo changes nothing.
+    """
+    converted = {}
+    for key, raw in settings.items():
+        if key not in SCHEMA:
+            raise ConfigError(
+                f"Unknown setting {key!r}{_did_you_mean(key, SCHEMA)}.",
+                hint="See `ttt_magic.config.SCHEMA` or `%ttt_config --show` for the keys.",
+            )
+        if raw is None:
+            converted[key] = None
+            continue
+        try:
+            converted[key] = SCHEMA[key].convert(raw)
+        except ValueError as exc:
+            raise ConfigError(f"Setting {key!r}: {exc}.") from None
+    with _store.lock:
+        for key, value in converted.items():
+            if value is None:
+                _store.programmatic.pop(key, None)
+            elif SCHEMA[key].merge and key in _store.programmatic:
+                _store.programmatic[key] = _merge(_store.programmatic[key], value)
+            else:
+                _store.programmatic[key] = value
+        _store.version += 1
+    current = get_config()
+    _notify(current)
+    return current
+
+
+def reset() -> Settings:
+    """Forget everything set by ``configure()``."""
+    with _store.lock:
+        _store.programmatic.clear()
+        _store.version += 1
+    current = get_config()
+    _notify(current)
+    return current
+
+
+def programmatic_layer() -> dict[str, Any]:
+    with _store.lock:
+        return dict(_store.programmatic)
+
+
+def subscribe(callback: Callable[[Settings], None]) -> Callable[[], None]:
+    """Call ``callback(settings)`` after every ``configure()``/``reset()``; returns an unsubscribe."""
+    _store.listeners.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in _store.listeners:
+            _store.listeners.remove(callback)
+
+    return unsubscribe
+
+
+def _notify(settings: Settings) -> None:
+    for callback in list(_store.listeners):
+        try:
+            callback(settings)
+        except Exception:  # a broken listener (e.g. a closed widget) must not break configure()
+            import logging
+
+            logging.getLogger(__name__).debug("config listener failed", exc_info=True)

@@ -1,0 +1,62 @@
+"""A string type for API keys that refuses to show itself.
+
+Keys travel through configuration, backends and error paths; holding them as
+``Secret`` means an accidental ``print``, ``repr``, log line or f-string shows
+``sk-…f3a9`` and never the key. Only ``reveal()`` gives the value, and only the
+code that builds an HTTP header should call it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Secret", "mask"]
+
+
+def mask(value: str | None) -> str:
+    """The masked form shown to people: a vendor prefix such as ``sk-``, and the last four.
+
+    Short values show nothing at all: four characters of a short secret are too much of it.
+    """
+    if not value:
+        return "(not set)"
+    if len(value) < 16:
+        return "****"
+    head, sep, _ = value[:8].partition("-")
+    prefix = head + sep if sep and head.isalpha() else ""
+    return f"{prefix}…{value[-4:]}"
+
+
+class Secret:
+    """Holds a secret value; every textual form of it is masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({mask(self._value)!r})"
+
+    def __str__(self) -> str:
+        return mask(self._value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            return other._value == self._value
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self):  # pickling would be a way out; refuse it
+        raise TypeError("Secret values cannot be pickled")
