@@ -327,7 +327,9 @@ class BackendRegistry:
             )
         try:
             cls = entry.load_class()
-            instance = cls(settings.backend_config(name))
+            config = settings.backend_config(name)
+            config.setdefault("name", name)
+            instance = cls(config)
         except BackendUnavailable:
             raise
         except Exception as exc:
@@ -381,6 +383,13 @@ backend_registry.register_backend(
     "cloud", "ttt_magic.backends.cloud:CloudBackend",
     description="OpenAI, Anthropic, Google Gemini or OpenRouter, chosen by model", source="built-in",
 )
+for _name, _target, _about in (
+    ("openai", "ttt_magic.backends.openai:OpenAIBackend", "OpenAI Chat Completions"),
+    ("openrouter", "ttt_magic.backends.openai:OpenRouterBackend", "OpenRouter (OpenAI-compatible)"),
+    ("anthropic", "ttt_magic.backends.anthropic:AnthropicBackend", "Anthropic Messages"),
+    ("google", "ttt_magic.backends.google:GeminiBackend", "Google Gemini generateContent"),
+):
+    backend_registry.register_backend(_name, _target, description=_about, source="built-in")
 
 
 def register_backend(

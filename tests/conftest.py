@@ -1,0 +1,38 @@
+"""Test isolation shared by the whole suite.
+
+Every test runs with HOME and the working directory in fresh temporary folders,
+no provider keys or TTT_* variables from the developer's shell, the
+programmatic configuration layer cleared, and the mock backend without pacing.
+So no test can read a developer's real config or key, or reach a real provider.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_PROVIDER_VARS = (
+    "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY",
+    "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL", "OPENROUTER_BASE_URL",
+    "OLLAMA_BASE_URL", "OLLAMA_HOST",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    work = tmp_path_factory.mktemp("cwd")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    for name in list(os.environ):
+        if name.startswith("TTT_") or name in _PROVIDER_VARS:
+            monkeypatch.delenv(name, raising=False)
+    # Nothing listens here: "local" is reliably unavailable unless a test starts a fake.
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
+    monkeypatch.setenv("TTT_MOCK_DELAY", "0")
+    from ttt_magic import config
+
+    config.reset()
+    yield home
+    config.reset()

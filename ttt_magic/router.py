@@ -1,0 +1,507 @@
+"""Routing: decide which backend and model answer a prompt, then run the attempt plan.
+
+``decide`` is pure bookkeeping (no request is sent) and explains itself step by
+step, so ``route()`` and ``%%ask --explain`` can show why. ``complete`` and
+``stream`` execute a ``Route``: retries with exponential backoff and jitter for
+retryable failures only (honouring the server's Retry-After), then fallbacks
+along ``fallback_order``. Retries live here and nowhere else.
+
+A stream falls back only before its first chunk: once text has reached the
+reader, a failure ends the answer with that text kept and ``error`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .backends.base import error_from_response, error_info
+from .config import Settings, get_config
+from .errors import BackendUnavailable, ProviderError, TTTError, UsageError
+from .models import AIResponse, Message, StreamEnd
+from .registry import PROVIDER_BACKENDS, backend_registry, model_registry
+
+__all__ = ["Attempt", "Request", "Route", "complete", "decide", "sleep", "stream"]
+
+#: The waiting function between retries; tests replace it with a fake clock.
+sleep = asyncio.sleep
+
+#: First backoff step in seconds (doubled per retry, with jitter, capped by max_retry_wait).
+BACKOFF_BASE = 0.5
+
+NO_BACKEND_HINT = (
+    "Set an API key (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY), "
+    "start Ollama (`ollama serve`), or use backend='mock' for offline answers."
+)
+
+
+@dataclass
+class Request:
+    """What the caller asked for, validated."""
+
+    prompt: str
+    model: str | None = None
+    backend: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    history: list[Message] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise UsageError(f"The prompt must be a string, not {type(self.prompt).__name__}.")
+        if self.temperature is not None:
+            try:
+                self.temperature = float(self.temperature)
+            except (TypeError, ValueError):
+                raise UsageError(f"temperature must be a number, not {self.temperature!r}.") from None
+            if not 0.0 <= self.temperature <= 2.0:
+                raise UsageError(f"temperature must be between 0 and 2, not {self.temperature}.")
+        if self.max_tokens is not None:
+            if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+                try:
+                    self.max_tokens = int(self.max_tokens)
+                except (TypeError, ValueError):
+                    raise UsageError(f"max_tokens must be a whole number, not {self.max_tokens!r}.") from None
+            if self.max_tokens < 1:
+                raise UsageError(f"max_tokens must be at least 1, not {self.max_tokens}.")
+        for turn in self.history:
+            if not isinstance(turn, dict) or turn.get("role") not in ("system", "user", "assistant"):
+                raise UsageError("history must be a list of {'role': 'user'|'assistant', 'content': str}.")
+
+    def call_kwargs(self, model: str | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(self.options)
+        if self.history:
+            kwargs["history"] = list(self.history)
+        return {
+            "model": model,
+            "system": self.system,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            **kwargs,
+        }
+
+
+@dataclass
+class Attempt:
+    """One try at one backend: what happened and how long we waited before it."""
+
+    backend: str
+    model: str | None
+    outcome: str  # "ok", "error", "retry", "unavailable", "interrupted"
+    error: str | None = None
+    wait: float = 0.0
+    elapsed: float = 0.0
+
+
+@dataclass
+class Route:
+    """The decision: a backend and model, the fallbacks after them, and the reasons."""
+
+    backend: str | None
+    model: str | None
+    steps: list[str] = field(default_factory=list)
+    fallbacks: list[tuple[str, str | None]] = field(default_factory=list)
+    error: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def plan(self) -> list[tuple[str, str | None]]:
+        return ([(self.backend, self.model)] if self.backend else []) + list(self.fallbacks)
+
+    def explain(self) -> str:
+        """Human-readable reasoning, one step a line."""
+        lines = [f"Route: backend={self.backend or '-'} model={self.model or '(backend default)'}"]
+        lines += [f"  {i}. {step}" for i, step in enumerate(self.steps, 1)]
+        if self.fallbacks:
+            chain = ", ".join(f"{b}" + (f" ({m})" if m else "") for b, m in self.fallbacks)
+            lines.append(f"  fallbacks: {chain}")
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        for a in self.attempts:
+            wait = f" after {a.wait:.2f}s" if a.wait else ""
+            lines.append(f"  attempt {a.backend}/{a.model or '-'}{wait}: {a.outcome}"
+                         + (f" - {a.error}" if a.error else ""))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "steps": list(self.steps),
+            "fallbacks": [list(f) for f in self.fallbacks],
+            "error": self.error,
+            "attempts": [asdict(a) for a in self.attempts],
+        }
+
+    def __str__(self) -> str:
+        return self.explain()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.explain())
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+def backend_for_provider(provider: str) -> str:
+    provider = provider.lower()
+    return PROVIDER_BACKENDS.get(provider, provider)
+
+
+def _keyword_hit(prompt: str, keywords: list[str]) -> str | None:
+    low = prompt.lower()
+    for word in keywords:
+        if re.search(r"(?<![a-z0-9_])" + re.escape(word) + r"(?![a-z0-9_])", low):
+            return word
+    return None
+
+
+def _rule_matches(rule: dict[str, Any], prompt: str) -> bool:
+    cond = rule.get("if") or {}
+    low = prompt.lower()
+    if "contains" in cond and not any(word in low for word in cond["contains"]):
+        return False
+    if "length_gt" in cond and not len(prompt) > cond["length_gt"]:
+        return False
+    return not ("length_lt" in cond and not len(prompt) < cond["length_lt"])
+
+
+def _model_for_backend(name: str | None, backend: str) -> tuple[str | None, str | None]:
+    """(model to send, note) for a model name under a fixed backend."""
+    if not name:
+        return None, None
+    info = model_registry.get_model(name)
+    if info is None:
+        return name, f"model {name!r} passed to {backend!r} as given"
+    if backend_for_provider(info.provider) == backend or info.provider == backend:
+        return info.name, f"model {name!r} is {info.name!r} ({info.provider})" if info.name != name else None
+    return name, None
+
+
+def _backend_default_model(settings: Settings, backend: str) -> str | None:
+    return (settings.backends.get(backend) or {}).get("default_model")
+
+
+def decide(request: Request, settings: Settings | None = None) -> Route:
+    """Choose backend and model for ``request`` and say why. Sends nothing.
+
+    Order (the seed's "Dynamic Backend Selection"): explicit backend; the model's
+    provider; routing rules, then keywords; configuration defaults; availability.
+    Raises ``UsageError`` for an unknown backend or model.
+    """
+    from .plugins import ensure_discovered
+
+    settings = settings or get_config()
+    ensure_discovered()
+    steps: list[str] = []
+
+    if request.backend:
+        backend = request.backend
+        if backend not in backend_registry:
+            backend_registry.get(backend, settings)  # raises ConfigError with did-you-mean
+        steps.append(f"backend {backend!r} given explicitly")
+        model, note = _model_for_backend(request.model, backend)
+        if note:
+            steps.append(note)
+        if request.model is None:
+            model = _backend_default_model(settings, backend)
+            if model:
+                steps.append(f"model {model!r} from backends.{backend}.default_model")
+            else:
+                steps.append(f"no model given: {backend!r} uses its own default")
+        route = Route(backend, model, steps)
+        return _with_fallbacks(route, request, settings, pinned=True)
+
+    if request.model:
+        info = model_registry.resolve(request.model)  # raises UnknownModelError
+        backend = backend_for_provider(info.provider)
+        alias = f" (alias of {info.name!r})" if info.name != request.model else ""
+        steps.append(f"model {request.model!r}{alias} is served by provider {info.provider!r} -> backend {backend!r}")
+        return _with_fallbacks(Route(backend, info.name, steps), request, settings)
+
+    proposals = _proposals(request, settings, steps)
+    for backend, model, reason in proposals:
+        ok, why = backend_registry.availability(backend, settings)
+        if ok:
+            steps.append(f"{reason}: backend {backend!r}" + (f", model {model!r}" if model else ""))
+            return _with_fallbacks(Route(backend, model, steps), request, settings)
+        steps.append(f"{reason}, but backend {backend!r} is unavailable: {why}")
+    steps.append("no backend available")
+    return Route(None, None, steps, error="No backend is available. " + NO_BACKEND_HINT)
+
+
+def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[tuple[str, str | None, str]]:
+    """Candidate (backend, model, reason) in order of preference, before availability."""
+    found: list[tuple[str, str | None, str]] = []
+    default_backend = settings.default_backend
+
+    def add_model(name: str, reason: str, backend: str | None = None) -> None:
+        try:
+            info = model_registry.resolve(name)
+        except TTTError as exc:
+            steps.append(f"{reason}: {exc}")
+            return
+        found.append((backend or backend_for_provider(info.provider), info.name, reason))
+
+    for i, rule in enumerate(settings.routing.get("rules", [])):
+        if _rule_matches(rule, request.prompt):
+            reason = f"routing rule {i + 1} matches"
+            if rule.get("prefer_model"):
+                add_model(rule["prefer_model"], reason, rule.get("prefer_backend"))
+            else:
+                backend = rule["prefer_backend"]
+                found.append((backend, _backend_default_model(settings, backend), reason))
+            break
+
+    if settings.default_model:
+        steps.append("default_model is set, so prompt keywords are not used")
+    else:
+        for category, alias in (("code", "coding"), ("speed", "fast"), ("quality", "best")):
+            word = _keyword_hit(request.prompt, settings.routing.get(f"{category}_keywords", []))
+            if not word:
+                continue
+            info = model_registry.get_model(alias)
+            if info is None:
+                steps.append(f"{category} keyword {word!r}, but alias {alias!r} names no model")
+                break
+            backend = backend_for_provider(info.provider)
+            if default_backend not in ("auto", backend):
+                steps.append(
+                    f"{category} keyword {word!r} suggests {alias!r} ({info.name}), "
+                    f"but default_backend is {default_backend!r}"
+                )
+                break
+            found.append((backend, info.name, f"{category} keyword {word!r} -> alias {alias!r}"))
+            break
+
+    if settings.default_model:
+        add_model(settings.default_model, f"default_model {settings.default_model!r} ({settings.source('default_model')})",
+                  None if default_backend == "auto" else default_backend)
+    if default_backend != "auto":
+        found.append((default_backend, _backend_default_model(settings, default_backend),
+                      f"default_backend {default_backend!r} ({settings.source('default_backend')})"))
+    else:
+        found.append(("cloud", _backend_default_model(settings, "cloud"), "auto: a cloud provider key"))
+        found.append(("local", _backend_default_model(settings, "local"), "auto: a local Ollama server"))
+    return found
+
+
+def _with_fallbacks(route: Route, request: Request, settings: Settings, pinned: bool = False) -> Route:
+    if pinned:
+        route.steps.append("no fallbacks: the backend was chosen by the caller")
+        return route
+    if not settings.enable_fallbacks:
+        return route
+    for backend in settings.fallback_order:
+        if backend == route.backend or any(backend == b for b, _ in route.fallbacks):
+            continue
+        model = route.model
+        info = model_registry.get_model(model) if model else None
+        if info is None or backend_for_provider(info.provider) != backend:
+            model = _backend_default_model(settings, backend)
+        route.fallbacks.append((backend, model))
+    return route
+
+
+# --------------------------------------------------------------------------- executing
+
+
+def _backoff(retry: int, error: ProviderError | dict[str, Any], cap: float) -> float:
+    after = error.get("retry_after") if isinstance(error, dict) else error.retry_after
+    if after is not None:
+        return max(0.0, min(float(after), cap))
+    step = min(cap, BACKOFF_BASE * (2**retry))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def _finish(
+    text: str,
+    route: Route,
+    backend: str | None,
+    model: str | None,
+    started: float,
+    *,
+    end: StreamEnd | None = None,
+    response: AIResponse | None = None,
+    error: str | None = None,
+) -> AIResponse:
+    """Build the caller's response: text, usage, cost, and the route record."""
+    tokens_in = response.tokens_in if response is not None else (end.tokens_in if end else None)
+    tokens_out = response.tokens_out if response is not None else (end.tokens_out if end else None)
+    reported_model = (response.model if response is not None else (end.model if end else None)) or model
+    metadata: dict[str, Any] = {}
+    if end is not None:
+        metadata.update(end.metadata)
+        if end.finish_reason:
+            metadata["finish_reason"] = end.finish_reason
+    if response is not None:
+        metadata.update({k: v for k, v in response.metadata.items() if k not in ("route", "error_info")})
+    cost = response.cost if response is not None else None
+    if cost is None:
+        info = model_registry.get_model(model) if model else None
+        cost = info.cost(tokens_in, tokens_out) if info else None
+    metadata["route"] = route.to_dict()
+    return AIResponse(
+        text,
+        model=reported_model,
+        backend=backend,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        time_taken=time.perf_counter() - started,
+        cost=cost,
+        metadata=metadata,
+        error=error,
+    )
+
+
+async def complete(route: Route, request: Request) -> AIResponse:
+    """Run the plan without streaming; always returns a response, failed or not."""
+    started = time.perf_counter()
+    if route.backend is None:
+        return _finish("", route, None, None, started, error=route.error)
+    settings = get_config()
+    errors: list[str] = []
+    for backend_name, model in route.plan:
+        try:
+            backend = backend_registry.get(backend_name, settings)
+            if not backend.is_available:
+                raise BackendUnavailable(backend.unavailable_reason or f"Backend {backend_name!r} is unavailable.")
+        except TTTError as exc:
+            route.attempts.append(Attempt(backend_name, model, "unavailable", str(exc)))
+            errors.append(str(exc))
+            continue
+        timeout = backend.timeout or settings.timeout
+        wait = 0.0
+        for retry in range(settings.max_retries + 1):
+            if wait:
+                await sleep(wait)
+            t0 = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(backend.ask(request.prompt, **request.call_kwargs(model)), timeout)
+            except asyncio.TimeoutError:
+                response = backend.failure(
+                    ProviderError(f"{backend_name} gave no answer within {timeout:g} s.", retryable=True,
+                                  kind="timeout", hint="Raise `timeout` or try again."),
+                    model=model,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a plugin that raises instead of returning an error
+                response = backend.failure(exc, model=model)
+            elapsed = time.perf_counter() - t0
+            if not isinstance(response, AIResponse):
+                response = AIResponse(str(response), model=model, backend=backend_name)
+            if response.succeeded:
+                route.attempts.append(Attempt(backend_name, model, "ok", None, wait, elapsed))
+                return _finish(response.text, route, backend_name, model, started, response=response)
+            info = response.metadata.get("error_info") or error_info(error_from_response(response))
+            retryable = bool(info.get("retryable")) and retry < settings.max_retries
+            route.attempts.append(
+                Attempt(backend_name, model, "retry" if retryable else "error", response.error, wait, elapsed)
+            )
+            if not retryable:
+                errors.append(response.error or "failed")
+                break
+            wait = _backoff(retry, info, settings.max_retry_wait)
+    return _finish("", route, route.backend, route.model, started, error=errors[0] if errors else route.error)
+
+
+class StreamOutcome:
+    """Filled in by ``stream`` when it ends: the final response."""
+
+    response: AIResponse | None = None
+
+
+async def stream(route: Route, request: Request, outcome: StreamOutcome) -> AsyncIterator[str]:
+    """Run the plan streaming; yields text chunks, leaves the final response in ``outcome``.
+
+    Before the first chunk, failures are retried and fall back like ``complete``.
+    After it, a failure ends the stream: the text so far is kept and ``error`` set.
+    """
+    started = time.perf_counter()
+    if route.backend is None:
+        outcome.response = _finish("", route, None, None, started, error=route.error)
+        return
+    settings = get_config()
+    errors: list[str] = []
+    for backend_name, model in route.plan:
+        try:
+            backend = backend_registry.get(backend_name, settings)
+            if not backend.is_available:
+                raise BackendUnavailable(backend.unavailable_reason or f"Backend {backend_name!r} is unavailable.")
+        except TTTError as exc:
+            route.attempts.append(Attempt(backend_name, model, "unavailable", str(exc)))
+            errors.append(str(exc))
+            continue
+        timeout = backend.timeout or settings.timeout
+        wait = 0.0
+        for retry in range(settings.max_retries + 1):
+            if wait:
+                await sleep(wait)
+            t0 = time.perf_counter()
+            parts: list[str] = []
+            end: StreamEnd | None = None
+            failure: ProviderError | None = None
+            chunks = backend.astream(request.prompt, **request.call_kwargs(model)).__aiter__()
+            try:
+                while True:
+                    try:
+                        item = await asyncio.wait_for(chunks.__anext__(), timeout)
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(item, StreamEnd):
+                        end = item
+                    elif item:
+                        parts.append(item)
+                        yield item
+            except asyncio.TimeoutError:
+                failure = ProviderError(
+                    f"{backend_name} sent nothing for {timeout:g} s.", retryable=True, kind="timeout",
+                    hint="Raise `timeout` or try again.",
+                )
+            except ProviderError as exc:
+                failure = exc
+            except (asyncio.CancelledError, GeneratorExit):
+                route.attempts.append(
+                    Attempt(backend_name, model, "interrupted", None, wait, time.perf_counter() - t0)
+                )
+                raise
+            except Exception as exc:
+                failure = ProviderError(error_info(exc)["message"], retryable=False, kind="exception")
+            finally:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:
+                        pass
+            elapsed = time.perf_counter() - t0
+            if failure is None:
+                route.attempts.append(Attempt(backend_name, model, "ok", None, wait, elapsed))
+                outcome.response = _finish("".join(parts), route, backend_name, model, started, end=end)
+                return
+            if parts:  # text already reached the reader: keep it, do not retry or fall back
+                route.attempts.append(Attempt(backend_name, model, "error", str(failure), wait, elapsed))
+                outcome.response = _finish(
+                    "".join(parts), route, backend_name, model, started, end=end,
+                    error=f"The answer was cut off: {failure}",
+                )
+                return
+            retryable = failure.retryable and retry < settings.max_retries
+            route.attempts.append(
+                Attempt(backend_name, model, "retry" if retryable else "error", str(failure), wait, elapsed)
+            )
+            if not retryable:
+                errors.append(str(failure))
+                break
+            wait = _backoff(retry, failure, settings.max_retry_wait)
+    outcome.response = _finish(
+        "", route, route.backend, route.model, started, error=errors[0] if errors else route.error
+    )
