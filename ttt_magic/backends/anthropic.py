@@ -1,0 +1,520 @@
+"""Anthropic Messages API backend (``POST /v1/messages``), streaming and not.
+
+The module is split in two layers so that the protocol can be tested without a
+network: pure functions that build the request body and interpret the
+server's events (``build_payload``, ``MessageStream``, ``parse_message``), and
+``AnthropicBackend``, which sends requests with the shared HTTP plumbing of
+``backends.http`` and decodes the named server-sent events with
+``backends.wire``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import BackendUnavailable, ProviderError
+from ..models import AIResponse, Message, StreamEnd
+from .base import BaseBackend
+
+__all__ = [
+    "API_VERSION",
+    "AnthropicBackend",
+    "MessageStream",
+    "build_headers",
+    "build_messages",
+    "build_payload",
+    "parse_message",
+    "stream_error",
+]
+
+PROVIDER = "anthropic"
+KEY_SETTING = "anthropic_api_key"
+KEY_ENV = "ANTHROPIC_API_KEY"
+API_VERSION = "2023-06-01"
+#: ``max_tokens`` is required by the Messages API; this is used when neither the
+#: call nor ``backends.anthropic.max_tokens`` gives one.
+DEFAULT_MAX_TOKENS = 4096
+#: Used when no model is named and the configuration names none for Anthropic.
+DEFAULT_MODEL = "claude-sonnet-4-5"
+MODELS_TTL = 300.0
+
+#: Anthropic's error ``type`` values and the HTTP status each one stands for, so
+#: an error that arrives as an SSE event is classified like one sent as a status.
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+# --------------------------------------------------------------------------- request
+
+
+def build_messages(
+    prompt: str, history: list[Message] | None = None
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Conversation -> (system text found in the history, Anthropic ``messages``).
+
+    The API takes the system prompt as a top-level field and wants user and
+    assistant turns to alternate, so system turns are lifted out and
+    consecutive turns of one role are joined. Empty turns are dropped (the API
+    rejects empty content).
+    """
+    systems: list[str] = []
+    messages: list[dict[str, Any]] = []
+    for turn in [*(history or []), {"role": "user", "content": prompt}]:
+        role, content = turn.get("role"), turn.get("content")
+        text = content if isinstance(content, str) else ("" if content is None else str(content))
+        if role == "system":
+            if text:
+                systems.append(text)
+            continue
+        role = "assistant" if role == "assistant" else "user"
+        if not text:
+            continue
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"] += "\n\n" + text
+        else:
+            messages.append({"role": role, "content": text})
+    return ("\n\n".join(systems) or None), messages
+
+
+def build_payload(
+    prompt: str,
+    *,
+    model: str,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    history: list[Message] | None = None,
+    stream: bool = True,
+    stop: list[str] | str | None = None,
+    top_p: float | None = None,
+) -> dict[str, Any]:
+    """The JSON body of ``POST /v1/messages``."""
+    history_system, messages = build_messages(prompt, history)
+    systems = [s for s in (history_system, system) if s]
+    payload: dict[str, Any] = {
+        "model": model,
+        "max_tokens": int(max_tokens) if max_tokens else DEFAULT_MAX_TOKENS,
+        "messages": messages,
+    }
+    if systems:
+        payload["system"] = "\n\n".join(systems)
+    if temperature is not None:
+        payload["temperature"] = float(temperature)
+    if top_p is not None:
+        payload["top_p"] = float(top_p)
+    if stop:
+        payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if stream:
+        payload["stream"] = True
+    return payload
+
+
+def build_headers(api_key: str) -> dict[str, str]:
+    """Request headers; ``api_key`` is the revealed key (never logged)."""
+    return {
+        "x-api-key": api_key,
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+        "accept": "application/json",
+    }
+
+
+# --------------------------------------------------------------------------- response
+
+
+def _input_tokens(usage: dict[str, Any]) -> int | None:
+    """All prompt tokens: Anthropic reports cache writes and reads apart from ``input_tokens``."""
+    parts = [usage.get(k) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+    numbers = [p for p in parts if isinstance(p, int)]
+    return sum(numbers) if numbers else None
+
+
+def stream_error(data: dict[str, Any], *, model: str | None = None) -> ProviderError:
+    """The ``ProviderError`` for an ``error`` event (or an error body) of the Messages API."""
+    error = data.get("error") if isinstance(data.get("error"), dict) else data
+    kind = str(error.get("type") or "api_error")
+    message = str(error.get("message") or kind.replace("_", " "))
+    status = ERROR_STATUS.get(kind, 500)
+    if kind == "overloaded_error":
+        hint = "Anthropic is overloaded; try again shortly or use another model or backend."
+    elif kind == "rate_limit_error":
+        hint = "Rate limited by Anthropic; wait a little or lower the request rate."
+    else:
+        hint = None
+    where = f" for {model}" if model else ""
+    return ProviderError(f"Anthropic error{where} ({kind}): {message}", hint=hint, status=status, kind=kind)
+
+
+class MessageStream:
+    """Interprets the events of one streamed Message, in order.
+
+    ``handle`` returns the text an event adds (or ``None``) and raises
+    ``ProviderError`` for an ``error`` event; afterwards ``end()`` gives the
+    usage and stop reason, or raises if the stream stopped before
+    ``message_stop`` (a truncated answer must not look complete).
+    """
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model
+        self.provider_model: str | None = None
+        self.message_id: str | None = None
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
+        self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
+        self.started = False
+        self.stopped = False
+        self.chars = 0
+
+    def handle(self, kind: str | None, data: Any) -> str | None:
+        if not isinstance(data, dict):
+            raise ProviderError(
+                f"Anthropic sent a malformed stream event ({kind or 'unnamed'}).",
+                retryable=True, kind="malformed",
+            )
+        kind = data.get("type") or kind
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                text = delta.get("text") or ""
+                self.chars += len(text)
+                return text or None
+            return None  # thinking_delta, signature_delta, input_json_delta, citations_delta
+        if kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "text" and block.get("text"):
+                self.chars += len(block["text"])
+                return block["text"]
+            return None
+        if kind == "message_start":
+            self.started = True
+            message = data.get("message") or {}
+            self.provider_model = message.get("model") or self.provider_model
+            self.message_id = message.get("id")
+            self._usage(message.get("usage") or {})
+            return None
+        if kind == "message_delta":
+            delta = data.get("delta") or {}
+            self.stop_reason = delta.get("stop_reason") or self.stop_reason
+            self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
+            self._usage(data.get("usage") or {})
+            return None
+        if kind == "message_stop":
+            self.stopped = True
+            return None
+        if kind == "error":
+            raise stream_error(data, model=self.model)
+        return None  # ping, content_block_stop, and event types added later
+
+    def _usage(self, usage: dict[str, Any]) -> None:
+        tokens_in = _input_tokens(usage)
+        if tokens_in is not None:
+            self.tokens_in = tokens_in
+        if isinstance(usage.get("output_tokens"), int):  # cumulative: the last one wins
+            self.tokens_out = usage["output_tokens"]
+
+    def end(self) -> StreamEnd:
+        if not self.stopped:
+            got = f" after {self.chars} characters" if self.chars else ""
+            raise ProviderError(
+                f"The Anthropic stream ended before message_stop{got}: the answer is incomplete.",
+                retryable=True, kind="truncated",
+            )
+        return StreamEnd(
+            model=self.model,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            finish_reason=self.stop_reason,
+            metadata=_metadata(self.provider_model, self.message_id, self.stop_sequence),
+        )
+
+
+def _metadata(
+    provider_model: str | None, message_id: str | None, stop_sequence: str | None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"provider": PROVIDER}
+    if provider_model:
+        meta["provider_model"] = provider_model
+    if message_id:
+        meta["message_id"] = message_id
+    if stop_sequence:
+        meta["stop_sequence"] = stop_sequence
+    return meta
+
+
+def parse_message(body: Any, *, model: str | None = None) -> tuple[str, StreamEnd]:
+    """A non-streamed Message body -> (text, usage and stop reason)."""
+    if not isinstance(body, dict):
+        raise ProviderError("Anthropic returned a response that is not a JSON object.",
+                            retryable=True, kind="malformed")
+    if body.get("type") == "error":
+        raise stream_error(body, model=model)
+    blocks = body.get("content")
+    if not isinstance(blocks, list):
+        raise ProviderError("Anthropic returned a message without content.", retryable=True, kind="malformed")
+    text = "".join(b.get("text") or "" for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+    usage = body.get("usage") or {}
+    end = StreamEnd(
+        model=model,
+        tokens_in=_input_tokens(usage),
+        tokens_out=usage.get("output_tokens") if isinstance(usage.get("output_tokens"), int) else None,
+        finish_reason=body.get("stop_reason"),
+        metadata=_metadata(body.get("model"), body.get("id"), body.get("stop_sequence")),
+    )
+    return text, end
+
+
+# --------------------------------------------------------------------------- backend
+
+
+def resolve_model(name: str | None, default: str | None, provider: str = PROVIDER) -> tuple[str, str]:
+    """(name shown to people, id sent to the provider) for ``name`` or the default.
+
+    Catalogue names and aliases map to the model's ``provider_name``;
+    ``anthropic/...`` loses its prefix; anything else is sent as given.
+    """
+    from ..registry import model_registry
+
+    chosen = name or default or DEFAULT_MODEL
+    try:
+        info = model_registry.get_model(chosen)
+    except Exception:  # a broken custom catalogue must not stop a request
+        info = None
+    if info is not None and info.provider.lower() == provider:
+        return info.name, info.provider_name or info.name
+    head, sep, rest = chosen.partition("/")
+    if sep and head.lower() == provider and rest:
+        return chosen, rest
+    return chosen, chosen
+
+
+def configured_default(config: dict[str, Any], provider: str, fallback: str) -> str:
+    """``default_model`` from the configuration when it is a model of ``provider``, else ``fallback``.
+
+    The configuration a backend gets merges the global ``default_model`` into
+    every backend's settings; a global default naming another provider's model
+    must not be sent to this one.
+    """
+    from ..registry import guess_provider, model_registry
+
+    wanted = config.get("default_model")
+    if not wanted:
+        return fallback
+    info = model_registry.get_model(wanted)
+    owner = info.provider if info is not None else (
+        wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted)
+    )
+    return wanted if owner in (None, provider) else fallback
+
+
+def model_cost(name: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
+    """Price of one call from the catalogue, when the model and its prices are known."""
+    from ..registry import model_registry
+
+    if not name:
+        return None
+    info = model_registry.get_model(name)
+    return info.cost(tokens_in, tokens_out) if info is not None else None
+
+
+class AnthropicBackend(BaseBackend):
+    """Anthropic's Claude models through the Messages API (``POST /v1/messages``)."""
+
+    backend_name = "anthropic"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.base_url = str(self.backend_config.get("anthropic_base_url") or "https://api.anthropic.com").rstrip("/")
+        self._models_cache: tuple[float, list[str]] | None = None
+
+    # -- identity
+
+    def _key(self) -> str | None:
+        value = self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key")
+        if value is None:
+            return None
+        return value.reveal() if hasattr(value, "reveal") else str(value)
+
+    @property
+    def is_available(self) -> bool:
+        return bool(self._key())
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        if self.is_available:
+            return None
+        return (f"No Anthropic API key: set {KEY_ENV} (or configure({KEY_SETTING}=...)), "
+                "or use backend='mock' offline.")
+
+    @property
+    def default_model(self) -> str:
+        return configured_default(self.backend_config, PROVIDER, DEFAULT_MODEL)
+
+    def _max_tokens(self, max_tokens: int | None) -> int:
+        configured = self.backend_config.get("max_tokens")
+        return int(max_tokens or configured or DEFAULT_MAX_TOKENS)
+
+    def _headers(self) -> dict[str, str]:
+        key = self._key()
+        if not key:
+            raise BackendUnavailable(
+                "No Anthropic API key is set.",
+                hint=f"Set {KEY_ENV} or configure({KEY_SETTING}=...), or use backend='mock' offline.",
+            )
+        return build_headers(key)
+
+    def _context(self, model: str | None) -> dict[str, Any]:
+        """What ``backends.http`` needs to word errors for Anthropic (and scrub the key from them)."""
+        return {"provider": "Anthropic", "key_env": KEY_ENV, "model": model, "secret": self._key()}
+
+    def _request(self, prompt: str, model: str | None, system: str | None, temperature: float | None,
+                 max_tokens: int | None, kwargs: dict[str, Any], *, stream: bool) -> tuple[str, str, dict]:
+        name, provider_id = resolve_model(model, self.default_model)
+        if temperature is None and self.backend_config.get("temperature") is not None:
+            temperature = self.backend_config["temperature"]
+        payload = build_payload(
+            prompt, model=provider_id, system=system, temperature=temperature,
+            max_tokens=self._max_tokens(max_tokens), history=kwargs.get("history"), stream=stream,
+            stop=kwargs.get("stop"), top_p=kwargs.get("top_p"),
+        )
+        return name, provider_id, payload
+
+    # -- requests
+
+    async def astream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str | StreamEnd]:
+        from . import http, wire
+
+        headers = self._headers()
+        name, _, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs, stream=True)
+        state = MessageStream(model=name)
+        async with http.stream_request(
+            "POST", f"{self.base_url}/v1/messages", headers=headers, json=payload,
+            timeout=http.timeout_for(self.backend_config), **self._context(name),
+        ) as response:
+            async for event in wire.aiter_sse(response):
+                data = loads_or_none(event.data)
+                if data is None:
+                    if not (event.data or "").strip():
+                        continue
+                    raise ProviderError(
+                        f"Anthropic sent a malformed stream event ({event.event or 'unnamed'}).",
+                        retryable=True, kind="malformed",
+                    )
+                text = state.handle(event.event, data)
+                if text:
+                    yield text
+        yield state.end()
+
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AIResponse:
+        from . import http
+
+        started = time.perf_counter()
+        name = model
+        try:
+            headers = self._headers()
+            name, _, payload = self._request(
+                prompt, model, system, temperature, max_tokens, kwargs, stream=False
+            )
+            body = await http.request_json(
+                "POST", f"{self.base_url}/v1/messages", headers=headers, json=payload,
+                timeout=http.timeout_for(self.backend_config), **self._context(name),
+            )
+            text, end = parse_message(body, model=name)
+        except ProviderError as exc:
+            return self.failure(exc, model=name)
+        return response_from_end(text, end, backend=self.name, started=started)
+
+    # -- discovery
+
+    async def models(self) -> list[str]:
+        """Model ids from ``GET /v1/models`` (all pages), cached for a few minutes."""
+        from . import http
+
+        ttl = float(self.backend_config.get("models_ttl") or MODELS_TTL)
+        now = time.monotonic()
+        if self._models_cache is not None and now - self._models_cache[0] < ttl:
+            return list(self._models_cache[1])
+        if not self.is_available:
+            return []
+        found: list[str] = []
+        after: str | None = None
+        for _ in range(20):  # pages; a bound so a misbehaving server cannot loop us
+            params = {"limit": 1000, **({"after_id": after} if after else {})}
+            body = await http.request_json(
+                "GET", f"{self.base_url}/v1/models", headers=self._headers(), params=params,
+                timeout=http.timeout_for(self.backend_config), **self._context(None),
+            ) or {}
+            found.extend(str(m["id"]) for m in body.get("data") or [] if isinstance(m, dict) and m.get("id"))
+            after = body.get("last_id")
+            if not body.get("has_more") or not after:
+                break
+        self._models_cache = (now, found)
+        return list(found)
+
+    async def status(self) -> dict[str, Any]:
+        info = await super().status()
+        info["base_url"] = self.base_url
+        return info
+
+
+# --------------------------------------------------------------------------- helpers
+# Shared with google.py (and cloud.py): small, protocol-neutral.
+
+
+def loads_or_none(raw: Any) -> Any:
+    """JSON text -> value, or ``None`` when it is not JSON."""
+    import json
+
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def response_from_end(text: str, end: StreamEnd, *, backend: str, started: float) -> AIResponse:
+    """The ``AIResponse`` of a non-streamed answer, priced from the catalogue."""
+    metadata = dict(end.metadata)
+    if end.finish_reason:
+        metadata["finish_reason"] = end.finish_reason
+    return AIResponse(
+        text,
+        model=end.model,
+        backend=backend,
+        tokens_in=end.tokens_in,
+        tokens_out=end.tokens_out,
+        time_taken=time.perf_counter() - started,
+        cost=model_cost(end.model, end.tokens_in, end.tokens_out),
+        metadata=metadata,
+    )

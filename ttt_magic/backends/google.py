@@ -1,0 +1,437 @@
+"""Google Gemini backend (``generateContent`` / ``streamGenerateContent?alt=sse``).
+
+As in ``anthropic.py``, the protocol lives in pure functions (``build_payload``,
+``GenerateStream``, ``parse_response``) and ``GeminiBackend`` only moves bytes
+with ``backends.http`` and ``backends.wire``. Gemini's stream is plain SSE
+``data:`` lines, each a whole ``GenerateContentResponse``; there is no
+``[DONE]``: the chunk carrying a ``finishReason`` is the last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import BackendUnavailable, ProviderError
+from ..models import AIResponse, Message, StreamEnd
+from .anthropic import configured_default, loads_or_none, resolve_model, response_from_end
+from .base import BaseBackend
+
+__all__ = [
+    "BLOCKING_REASONS",
+    "GeminiBackend",
+    "GenerateStream",
+    "build_contents",
+    "build_headers",
+    "build_payload",
+    "parse_response",
+]
+
+PROVIDER = "google"
+KEY_SETTING = "google_api_key"
+KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+API_VERSION = "v1beta"
+DEFAULT_MODEL = "gemini-2.5-flash"
+MODELS_TTL = 300.0
+
+#: Finish (or prompt block) reasons that mean Gemini withheld the answer:
+#: reported as an error, with whatever text came before kept.
+BLOCKING_REASONS = frozenset({
+    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+    "OTHER_BLOCK", "OTHER",
+})
+#: gRPC status names of Gemini error bodies -> HTTP status, for errors sent inside a stream.
+STATUS_CODES = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499, "INTERNAL": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+}
+
+
+# --------------------------------------------------------------------------- request
+
+
+def build_contents(
+    prompt: str, history: list[Message] | None = None
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Conversation -> (system text found in the history, Gemini ``contents``).
+
+    Gemini's roles are ``user`` and ``model``; system turns become the
+    ``systemInstruction``; consecutive turns of one role are joined so that
+    roles alternate.
+    """
+    systems: list[str] = []
+    contents: list[dict[str, Any]] = []
+    for turn in [*(history or []), {"role": "user", "content": prompt}]:
+        role, content = turn.get("role"), turn.get("content")
+        text = content if isinstance(content, str) else ("" if content is None else str(content))
+        if role == "system":
+            if text:
+                systems.append(text)
+            continue
+        if not text:
+            continue
+        role = "model" if role in ("assistant", "model") else "user"
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"][0]["text"] += "\n\n" + text
+        else:
+            contents.append({"role": role, "parts": [{"text": text}]})
+    return ("\n\n".join(systems) or None), contents
+
+
+def build_payload(
+    prompt: str,
+    *,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    history: list[Message] | None = None,
+    stop: list[str] | str | None = None,
+    top_p: float | None = None,
+) -> dict[str, Any]:
+    """The JSON body of ``generateContent`` and ``streamGenerateContent``."""
+    history_system, contents = build_contents(prompt, history)
+    payload: dict[str, Any] = {"contents": contents}
+    systems = [s for s in (history_system, system) if s]
+    if systems:
+        payload["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}
+    generation: dict[str, Any] = {}
+    if temperature is not None:
+        generation["temperature"] = float(temperature)
+    if max_tokens:
+        generation["maxOutputTokens"] = int(max_tokens)
+    if top_p is not None:
+        generation["topP"] = float(top_p)
+    if stop:
+        generation["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if generation:
+        payload["generationConfig"] = generation
+    return payload
+
+
+def build_headers(api_key: str) -> dict[str, str]:
+    """Request headers; ``api_key`` is the revealed key (never logged)."""
+    return {"x-goog-api-key": api_key, "content-type": "application/json"}
+
+
+def model_path(model_id: str) -> str:
+    """``models/<id>`` for the URL (an id given as ``models/...`` is not doubled)."""
+    model_id = model_id.removeprefix("models/")
+    return "models/" + quote(model_id, safe="-._~")
+
+
+# --------------------------------------------------------------------------- response
+
+
+def error_from_body(error: dict[str, Any], *, model: str | None = None) -> ProviderError:
+    """A Gemini ``{"error": {code, message, status}}`` sent inside an answer."""
+    name = str(error.get("status") or "")
+    code = error.get("code") if isinstance(error.get("code"), int) else STATUS_CODES.get(name, 500)
+    message = str(error.get("message") or name or "unknown error")
+    where = f" for {model}" if model else ""
+    return ProviderError(f"Gemini error{where} ({name or code}): {message}", status=code,
+                         kind=name.lower() or "error")
+
+
+def blocked_error(reason: str, *, prompt: bool, model: str | None = None,
+                  text_so_far: int = 0) -> ProviderError:
+    """The error for an answer Gemini withheld: says so, and why."""
+    what = "The prompt was blocked" if prompt else "The answer was blocked"
+    kept = f" (the {text_so_far} characters received before it are kept)" if text_so_far else ""
+    where = f" by {model}" if model else " by Gemini"
+    return ProviderError(
+        f"{what}{where}: {reason}{kept}.",
+        hint="Rephrase the prompt, or try another model or backend.",
+        retryable=False,
+        kind="blocked",
+    )
+
+
+class GenerateStream:
+    """Interprets the chunks of one ``streamGenerateContent`` answer, in order.
+
+    ``handle`` returns the text a chunk adds; it raises ``ProviderError`` for an
+    error chunk or a blocked prompt. ``end()`` reports usage and the finish
+    reason, raising for a withheld answer or a stream that stopped before any
+    chunk carried a ``finishReason``.
+    """
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model
+        self.provider_model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.chars = 0
+        self.safety: list[Any] | None = None
+
+    def handle(self, data: Any) -> str | None:
+        if not isinstance(data, dict):
+            raise ProviderError("Gemini sent a malformed stream chunk.", retryable=True, kind="malformed")
+        if isinstance(data.get("error"), dict):
+            raise error_from_body(data["error"], model=self.model)
+        self.provider_model = data.get("modelVersion") or self.provider_model
+        self.response_id = data.get("responseId") or self.response_id
+        if isinstance(data.get("usageMetadata"), dict):
+            self.usage = data["usageMetadata"]
+        feedback = data.get("promptFeedback") or {}
+        if feedback.get("blockReason"):
+            self.finish_reason = str(feedback["blockReason"])
+            raise blocked_error(self.finish_reason, prompt=True, model=self.model)
+        candidates = data.get("candidates") or []
+        if not candidates or not isinstance(candidates[0], dict):
+            return None
+        candidate = candidates[0]
+        if candidate.get("finishReason"):
+            self.finish_reason = str(candidate["finishReason"])
+        if candidate.get("safetyRatings"):
+            self.safety = candidate["safetyRatings"]
+        parts = (candidate.get("content") or {}).get("parts") or []
+        text = "".join(
+            p["text"] for p in parts
+            if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+        )
+        self.chars += len(text)
+        return text or None
+
+    @property
+    def tokens_in(self) -> int | None:
+        value = self.usage.get("promptTokenCount")
+        return value if isinstance(value, int) else None
+
+    @property
+    def tokens_out(self) -> int | None:
+        """Answer tokens, thinking included (both are billed as output)."""
+        parts = [self.usage.get(k) for k in ("candidatesTokenCount", "thoughtsTokenCount")]
+        numbers = [p for p in parts if isinstance(p, int)]
+        return sum(numbers) if numbers else None
+
+    def end(self) -> StreamEnd:
+        if self.finish_reason is None:
+            got = f" after {self.chars} characters" if self.chars else ""
+            raise ProviderError(
+                f"The Gemini stream ended without a finish reason{got}: the answer is incomplete.",
+                retryable=True, kind="truncated",
+            )
+        if self.finish_reason in BLOCKING_REASONS:
+            raise blocked_error(self.finish_reason, prompt=False, model=self.model, text_so_far=self.chars)
+        metadata: dict[str, Any] = {"provider": PROVIDER}
+        if self.provider_model:
+            metadata["provider_model"] = self.provider_model
+        if self.response_id:
+            metadata["response_id"] = self.response_id
+        return StreamEnd(
+            model=self.model, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
+            finish_reason=self.finish_reason, metadata=metadata,
+        )
+
+
+def parse_response(body: Any, *, model: str | None = None) -> tuple[str, StreamEnd]:
+    """A ``generateContent`` body -> (text, usage and finish reason); raises when withheld.
+
+    A withheld answer raises ``ProviderError`` whose ``partial_text`` attribute
+    holds any text the response did carry.
+    """
+    state = GenerateStream(model=model)
+    text = state.handle(body) or ""
+    try:
+        return text, state.end()
+    except ProviderError as exc:
+        exc.partial_text = text  # type: ignore[attr-defined]
+        raise
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class GeminiBackend(BaseBackend):
+    """Google's Gemini models through the Gemini API (``generativelanguage.googleapis.com``)."""
+
+    backend_name = "google"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.base_url = str(
+            self.backend_config.get("gemini_base_url") or "https://generativelanguage.googleapis.com"
+        ).rstrip("/")
+        self.api_version = str(self.backend_config.get("api_version") or API_VERSION).strip("/")
+        self._models_cache: tuple[float, list[str]] | None = None
+
+    # -- identity
+
+    def _key(self) -> str | None:
+        value = self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key")
+        if value is None:
+            return None
+        return value.reveal() if hasattr(value, "reveal") else str(value)
+
+    @property
+    def is_available(self) -> bool:
+        return bool(self._key())
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        if self.is_available:
+            return None
+        return (f"No Gemini API key: set {KEY_ENVS[0]} or {KEY_ENVS[1]} (or configure({KEY_SETTING}=...)), "
+                "or use backend='mock' offline.")
+
+    @property
+    def default_model(self) -> str:
+        return configured_default(self.backend_config, PROVIDER, DEFAULT_MODEL)
+
+    def _headers(self) -> dict[str, str]:
+        key = self._key()
+        if not key:
+            raise BackendUnavailable(
+                "No Gemini API key is set.",
+                hint=f"Set {KEY_ENVS[0]} or configure({KEY_SETTING}=...), or use backend='mock' offline.",
+            )
+        return build_headers(key)
+
+    def _context(self, model: str | None) -> dict[str, Any]:
+        """What ``backends.http`` needs to word errors for Gemini (and scrub the key from them)."""
+        return {"provider": "Gemini", "key_env": self._key_env(), "model": model, "secret": self._key()}
+
+    def _key_env(self) -> str:
+        """The variable the key came from, for messages (GEMINI_API_KEY unless only GOOGLE_API_KEY is set)."""
+        import os
+
+        if not os.environ.get(KEY_ENVS[0]) and os.environ.get(KEY_ENVS[1]):
+            return KEY_ENVS[1]
+        return KEY_ENVS[0]
+
+    @contextlib.asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        """Gemini answers a bad key with 400 INVALID_ARGUMENT; report it as the key problem it is."""
+        try:
+            yield
+        except ProviderError as exc:
+            text = str(exc)
+            if exc.status == 400 and ("API key not valid" in text or "API_KEY_INVALID" in text):
+                env = self._key_env()
+                raise ProviderError(
+                    f"Gemini rejected the API key from {env} (HTTP 400).",
+                    hint=f"Check {env}: set a valid Gemini key there (or pass it with configure()).",
+                    status=400, retryable=False, kind="auth",
+                ) from None
+            raise
+
+    def _request(self, prompt: str, model: str | None, system: str | None, temperature: float | None,
+                 max_tokens: int | None, kwargs: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        name, provider_id = resolve_model(model, self.default_model, PROVIDER)
+        if provider_id.lower().startswith("gemini/"):
+            provider_id = provider_id.split("/", 1)[1]
+        if temperature is None and self.backend_config.get("temperature") is not None:
+            temperature = self.backend_config["temperature"]
+        if max_tokens is None and self.backend_config.get("max_tokens"):
+            max_tokens = int(self.backend_config["max_tokens"])
+        payload = build_payload(
+            prompt, system=system, temperature=temperature, max_tokens=max_tokens,
+            history=kwargs.get("history"), stop=kwargs.get("stop"), top_p=kwargs.get("top_p"),
+        )
+        return name, provider_id, payload
+
+    def _url(self, provider_id: str, method: str) -> str:
+        return f"{self.base_url}/{self.api_version}/{model_path(provider_id)}:{method}"
+
+    # -- requests
+
+    async def astream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str | StreamEnd]:
+        from . import http, wire
+
+        headers = self._headers()
+        name, provider_id, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs)
+        state = GenerateStream(model=name)
+        async with self._errors(), http.stream_request(
+            "POST", self._url(provider_id, "streamGenerateContent"), params={"alt": "sse"},
+            headers=headers, json=payload, timeout=http.timeout_for(self.backend_config),
+            **self._context(name),
+        ) as response:
+            async for event in wire.aiter_sse(response):
+                if not (event.data or "").strip():
+                    continue
+                data = loads_or_none(event.data)
+                if data is None:
+                    raise ProviderError("Gemini sent a malformed stream chunk.", retryable=True,
+                                        kind="malformed")
+                text = state.handle(data)
+                if text:
+                    yield text
+        yield state.end()
+
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AIResponse:
+        from . import http
+
+        started = time.perf_counter()
+        name = model
+        try:
+            headers = self._headers()
+            name, provider_id, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs)
+            async with self._errors():
+                body = await http.request_json(
+                    "POST", self._url(provider_id, "generateContent"), headers=headers, json=payload,
+                    timeout=http.timeout_for(self.backend_config), **self._context(name),
+                )
+            text, end = parse_response(body, model=name)
+        except ProviderError as exc:
+            return self.failure(exc, model=name, text=getattr(exc, "partial_text", ""))
+        return response_from_end(text, end, backend=self.name, started=started)
+
+    # -- discovery
+
+    async def models(self) -> list[str]:
+        """Model ids from ``GET /v1beta/models`` (``models/`` prefix removed), cached."""
+        from . import http
+
+        ttl = float(self.backend_config.get("models_ttl") or MODELS_TTL)
+        now = time.monotonic()
+        if self._models_cache is not None and now - self._models_cache[0] < ttl:
+            return list(self._models_cache[1])
+        if not self.is_available:
+            return []
+        found: list[str] = []
+        token: str | None = None
+        for _ in range(20):  # pages; bounded
+            params = {"pageSize": 1000, **({"pageToken": token} if token else {})}
+            async with self._errors():
+                body = await http.request_json(
+                    "GET", f"{self.base_url}/{self.api_version}/models", headers=self._headers(),
+                    params=params, timeout=http.timeout_for(self.backend_config), **self._context(None),
+                ) or {}
+            for entry in body.get("models") or []:
+                if isinstance(entry, dict) and entry.get("name"):
+                    methods = entry.get("supportedGenerationMethods")
+                    if methods is None or "generateContent" in methods:
+                        found.append(str(entry["name"]).removeprefix("models/"))
+            token = body.get("nextPageToken")
+            if not token:
+                break
+        self._models_cache = (now, found)
+        return list(found)
+
+    async def status(self) -> dict[str, Any]:
+        info = await super().status()
+        info["base_url"] = self.base_url
+        return info
