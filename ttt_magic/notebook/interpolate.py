@@ -1,0 +1,194 @@
+"""``{variable}`` expansion in prompts that never crashes on literal braces.
+
+Prompts are full of braces that are not placeholders: JSON, dict
+comprehensions, TypeScript, f-strings, LaTeX (``\\frac{a}{b}``), Jinja
+(``{{ x }}``). ``str.format`` raises on most of them and ``eval`` would run
+them. Here a field is expanded only when it matches a tiny grammar and every
+step of it resolves in the user namespace; anything else is copied through
+byte for byte.
+
+Grammar of a field (the text between ``{`` and ``}``, no spaces)::
+
+    field  := NAME ( "." NAME | "[" key "]" )*
+    key    := INTEGER | 'text' | "text" | NAME      (a bare NAME is a literal string key,
+                                                   as in str.format: {d[key]} is d["key"])
+
+So ``{df}``, ``{df.shape}``, ``{cfg['model']}``, ``{rows[0].name}``,
+``{In[3]}``, ``{Out[3]}`` and ``{_}`` work; attributes starting with ``__``
+are never followed. ``{{`` is copied as is. A ``{`` right after a LaTeX
+command (``\\frac{``), ``^`` or ``_``, and the groups chained to it
+(``}{``), is LaTeX and stays literal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Unresolved", "interpolate", "parse_field", "resolve_field", "to_text"]
+
+DEFAULT_LIMIT = 2000
+TABLE_MAX_ROWS = 20
+TABLE_MAX_COLS = 12
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_NAME_RE = re.compile(_NAME)
+_INT_RE = re.compile(r"-?[0-9]+")
+_LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+\*?$")
+_WORD_BEFORE_RE = re.compile(r"\\?[A-Za-z0-9}]*$")
+
+
+class Unresolved(Exception):
+    """The field is not a placeholder we can fill: it stays literal."""
+
+
+def parse_field(field: str) -> list[tuple[str, Any]] | None:
+    """Split a field into steps: ("name", x), ("attr", x), ("item", key); None if not our grammar."""
+    match = _NAME_RE.match(field)
+    if not match:
+        return None
+    steps: list[tuple[str, Any]] = [("name", match.group())]
+    pos = match.end()
+    n = len(field)
+    while pos < n:
+        char = field[pos]
+        if char == ".":
+            match = _NAME_RE.match(field, pos + 1)
+            if not match or match.group().startswith("__"):
+                return None
+            steps.append(("attr", match.group()))
+            pos = match.end()
+        elif char == "[":
+            end = field.find("]", pos + 1)
+            if end < 0:
+                return None
+            key = _parse_key(field[pos + 1 : end])
+            if key is None:
+                return None
+            steps.append(("item", key[0]))
+            pos = end + 1
+        else:
+            return None
+    return steps
+
+
+def _parse_key(raw: str) -> tuple[Any] | None:
+    if _INT_RE.fullmatch(raw):
+        return (int(raw),)
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        inner = raw[1:-1]
+        if raw[0] in inner or "\\" in inner:
+            return None
+        return (inner,)
+    if _NAME_RE.fullmatch(raw):
+        return (raw,)
+    return None
+
+
+def resolve_field(field: str, namespace: Mapping[str, Any]) -> Any:
+    """The value a field names, or raise ``Unresolved``. Runs no code but attribute/item access."""
+    steps = parse_field(field)
+    if steps is None:
+        raise Unresolved(field)
+    _, name = steps[0]
+    if name not in namespace:
+        raise Unresolved(field)
+    value = namespace[name]
+    for kind, arg in steps[1:]:
+        try:
+            value = getattr(value, arg) if kind == "attr" else value[arg]
+        except Exception:  # a property or __getitem__ that fails means "not ours"
+            raise Unresolved(field) from None
+    return value
+
+
+def to_text(value: Any, limit: int = DEFAULT_LIMIT) -> str:
+    """The text a value interpolates as: tables for pandas objects, truncated past ``limit``."""
+    text = _table_text(value)
+    if text is None:
+        text = value if isinstance(value, str) else str(value)
+    if limit and len(text) > limit:
+        dropped = len(text) - limit
+        text = f"{text[:limit]}… [truncated {dropped} chars]"
+    return text
+
+
+def _table_text(value: Any) -> str | None:
+    kind = type(value)
+    if kind.__module__.split(".")[0] != "pandas" or kind.__name__ not in ("DataFrame", "Series"):
+        return None
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("tabulate") is not None and len(value) <= TABLE_MAX_ROWS:
+            frame = value if kind.__name__ == "DataFrame" else value.to_frame()
+            if frame.shape[1] <= TABLE_MAX_COLS:
+                return frame.to_markdown()
+        if kind.__name__ == "DataFrame":
+            return value.to_string(max_rows=TABLE_MAX_ROWS, max_cols=TABLE_MAX_COLS)
+        return value.to_string(max_rows=TABLE_MAX_ROWS)
+    except Exception:
+        return None
+
+
+def interpolate(text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LIMIT) -> str:
+    """Expand ``{field}`` placeholders that resolve in ``namespace``; keep everything else as written."""
+    if "{" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    latex_chain = False  # the previous group was a LaTeX argument and ended right here
+    while i < n:
+        start = text.find("{", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        if start > i:
+            out.append(text[i:start])
+            latex_chain = False
+        if start + 1 < n and text[start + 1] == "{":
+            out.append("{{")
+            i = start + 2
+            latex_chain = False
+            continue
+        end = text.find("}", start + 1)
+        inner_open = text.find("{", start + 1)
+        if end < 0 or (0 <= inner_open < end):
+            # Unclosed, or a nested group: this brace is literal; look inside it.
+            out.append("{")
+            i = start + 1
+            latex_chain = _is_latex_position(text, start, latex_chain)
+            continue
+        field = text[start + 1 : end]
+        literal = _is_latex_position(text, start, latex_chain)
+        if not literal:
+            try:
+                out.append(to_text(resolve_field(field, namespace), limit))
+                i = end + 1
+                latex_chain = False
+                continue
+            except Unresolved:
+                pass
+        out.append(text[start : end + 1])
+        i = end + 1
+        latex_chain = literal
+    return "".join(out)
+
+
+def _is_latex_position(text: str, brace: int, chained: bool) -> bool:
+    """Whether the ``{`` at ``brace`` opens a LaTeX argument (``\\cmd{``, ``^{``, ``_{``, ``}{``)."""
+    if brace == 0:
+        return False
+    before = text[brace - 1]
+    if before == "^":
+        return True
+    if before == "_":
+        # x_{i}, a_{ij}, \\sum_{k}, }_{ are subscripts; file_{name} is a placeholder.
+        word = _WORD_BEFORE_RE.search(text, 0, brace - 1)
+        token = word.group() if word else ""
+        return token.startswith("\\") or len(token) <= 2
+    if before == "}" and chained:
+        return True
+    return bool(_LATEX_CMD_RE.search(text, max(0, brace - 40), brace))
