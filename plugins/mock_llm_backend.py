@@ -1,0 +1,463 @@
+"""The ``mock`` backend: a pretend language model for demos, tutorials and tests.
+
+Written the way any user plugin is written (public imports only), it behaves
+enough like a real model that everything above it can be exercised offline:
+
+* It sorts the prompt into greeting, code, explanation or other, and answers
+  from templates that quote the prompt's topic, so different prompts get
+  different answers. Code comes in a fenced block tagged with a language
+  (python unless the prompt names sql, javascript, bash, ...); an explanation
+  has a heading and a bulleted list; a greeting is short.
+* It streams in chunks of a couple of words with a pause between them:
+  ``backends: {mock: {delay: 0.02}}`` seconds per chunk (the default); the
+  environment variable ``TTT_MOCK_DELAY`` wins; use 0 in tests. Model
+  ``mock-fast`` pauses a quarter as long.
+* ``system`` changes the answer visibly: "pirate" and "French" change the voice,
+  "brief"/"concise"/"short" cut it to one sentence (or to the code alone), any
+  other instruction is acknowledged on the first line.
+* ``temperature`` picks among template variants, deterministically from the
+  prompt and the temperature; 0 (or none) always gives the first variant.
+* ``max_tokens`` cuts the answer to about that many tokens and reports
+  ``finish_reason: "length"``. Tokens are estimated as characters / 4, and the
+  counts arrive in the ``StreamEnd`` that ends ``astream``.
+* ``history`` (earlier turns of a chat) is remembered: the answer begins with
+  "Earlier you asked about ...".
+
+TEST HOOKS (deterministic failures; write them anywhere in the prompt):
+
+* ``[fail]``            raise ``ProviderError`` (not retryable) before any text.
+* ``[fail-after-3]``    stream three chunks, then raise ``ProviderError`` (not
+                        retryable): a partial answer.
+* ``[fail-retryable]``  raise ``ProviderError`` with status 503, retryable: for
+                        retry and fallback demos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ttt_magic.backends import BaseBackend
+from ttt_magic.errors import ProviderError
+from ttt_magic.models import StreamEnd
+
+DEFAULT_DELAY = 0.02
+MODELS = ["mock-1", "mock-fast"]
+HOOK_FAIL = "[fail]"
+HOOK_FAIL_AFTER_3 = "[fail-after-3]"
+HOOK_FAIL_RETRYABLE = "[fail-retryable]"
+_HOOKS = re.compile(r"\[fail(?:-after-3|-retryable)?\]", re.IGNORECASE)
+
+# --------------------------------------------------------------------------- understanding the prompt
+
+_GREETINGS = {"hi", "hello", "hey", "hiya", "howdy", "greetings", "yo", "hallo", "bonjour", "hola", "good"}
+_CODE_WORDS = {
+    "code", "function", "script", "program", "implement", "sql", "query", "regex", "class", "snippet",
+    "debug", "bug", "refactor", "algorithm", "javascript", "typescript", "bash", "def", "loop",
+    "pandas", "dataframe", "compile", "method", "unittest", "pytest", "json", "parse", "sort",
+}
+_EXPLAIN_WORDS = {
+    "explain", "what", "why", "how", "describe", "difference", "meaning", "means", "mean", "concept",
+    "overview", "understand", "teach", "compare", "summarize", "summarise",
+}
+_LANGUAGES = [  # first match wins; python is the default
+    ("python", r"\bpython\b|\bpandas\b|\bnumpy\b|\bdataframe\b|\bpytest\b"),
+    ("sql", r"\bsql\b|\bsqlite\b|\bpostgres(?:ql)?\b|\bmysql\b|\bselect\b.+\bfrom\b|\bdatabase\b"),
+    ("typescript", r"\btypescript\b"),
+    ("javascript", r"\bjavascript\b|\bjs\b|\bnode(?:\.js|js)?\b|\breact\b"),
+    ("bash", r"\bbash\b|\bshell\b|\bcommand[- ]line\b|\bterminal\b"),
+    ("rust", r"\brust\b"),
+    ("go", r"\bgolang\b|\bin go\b"),
+    ("java", r"\bjava\b"),
+    ("cpp", r"c\+\+|\bcpp\b"),
+    ("html", r"\bhtml\b"),
+]
+_FILLER = [
+    "please", "can you", "could you", "would you", "will you", "i want you to", "i need", "help me",
+    "explain", "describe", "write", "implement", "create", "generate", "give me", "show me",
+    "tell me about", "tell me", "what is", "what are", "what's", "how does", "how do i", "how do",
+    "how to", "why is", "why does", "why", "what about", "and", "so", "ok", "okay", "now", "then",
+    "some", "a", "an", "the", "me", "to",
+]
+_SLUG_STOP = {
+    "a", "an", "the", "that", "which", "to", "of", "in", "for", "and", "or", "with", "code", "function",
+    "write", "please", "me", "some", "python", "script", "program", "snippet", "using", "is", "it", "this",
+    "sql", "query", "javascript", "typescript", "bash", "lists", "list", "returns", "return", "all",
+}
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def strip_hooks(prompt: str) -> str:
+    return " ".join(_HOOKS.sub(" ", prompt).split())
+
+
+def classify(prompt: str) -> str:
+    """``greeting``, ``code``, ``explanation`` or ``default``."""
+    words = [w.lower() for w in _WORD.findall(prompt)]
+    if not words:
+        return "default"
+    if words[0] in _GREETINGS and len(words) <= 8:
+        return "greeting"
+    code = sum(w in _CODE_WORDS for w in words) + ("```" in prompt)
+    explain = sum(w in _EXPLAIN_WORDS for w in words) + 2 * (words[0] in _EXPLAIN_WORDS)
+    if code and code >= explain:
+        return "code"
+    if explain:
+        return "explanation"
+    return "default"
+
+
+def wants_code_too(prompt: str) -> bool:
+    """An explanation that also asks for code ("explain X and write code that ...")."""
+    low = prompt.lower()
+    return bool(re.search(r"\b(write|show|give)\b.*\b(code|function|query|script|example)\b", low))
+
+
+def language(prompt: str) -> str:
+    low = prompt.lower()
+    for name, pattern in _LANGUAGES:
+        if re.search(pattern, low):
+            return name
+    return "python"
+
+
+def topic(prompt: str, max_words: int = 8) -> str:
+    """The gist of a prompt, quoted back in the answer so it depends on the prompt."""
+    text = strip_hooks(prompt)
+    text = re.split(r"(?<=[.?!])\s|\n", text.strip(), maxsplit=1)[0]
+    text = re.split(r"\s+and\s+(?:then\s+)?(?:write|show|give|add)\b", text, maxsplit=1, flags=re.I)[0]
+    low = text.lower()
+    changed = True
+    while changed:
+        changed = False
+        for filler in _FILLER:
+            if low.startswith(filler + " ") or low.startswith(filler + ","):
+                text = text[len(filler) + 1:].lstrip(" ,")
+                low = text.lower()
+                changed = True
+    words = text.split()
+    cut = " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
+    return cut.strip(" .?!:;,") or "your message"
+
+
+def slug(subject: str) -> str:
+    words = [w.lower() for w in _WORD.findall(subject) if w.lower() not in _SLUG_STOP]
+    name = "_".join(words[:4]) or "solve"
+    return name if name[0].isalpha() else f"do_{name}"
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, like most English text with modern tokenizers."""
+    return (len(text) + 3) // 4 if text else 0
+
+
+def pick(options: list[Any], prompt: str, temperature: float | None) -> tuple[int, Any]:
+    """The first option at temperature 0; otherwise one chosen by a hash of prompt and temperature."""
+    if not temperature or temperature <= 0:
+        return 0, options[0]
+    digest = hashlib.sha256(f"{prompt}\0{float(temperature):.4f}".encode()).hexdigest()
+    index = int(digest, 16) % len(options)
+    return index, options[index]
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _greeting(subject: str) -> list[str]:
+    return [
+        "Hello! I'm the mock model. What would you like to talk about?",
+        "Hi there! Ask me anything: my answers are made up, but they arrive quickly.",
+        "Hey! Ready when you are. Try asking me for some code or an explanation.",
+    ]
+
+
+def _code_body(lang: str, subject: str, name: str, variant: int) -> str:
+    if lang == "sql":
+        table = name.split("_")[-1] if name != "solve" else "items"
+        table = table if table[0].isalpha() else "items"
+        bodies = [
+            f"-- {subject}\nSELECT id, name, created_at\nFROM {table}\nWHERE name IS NOT NULL\n"
+            "ORDER BY created_at DESC\nLIMIT 10;",
+            f"-- {subject}\nSELECT name, COUNT(*) AS total\nFROM {table}\nGROUP BY name\n"
+            "HAVING COUNT(*) > 1\nORDER BY total DESC;",
+        ]
+    elif lang in ("javascript", "typescript"):
+        camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
+        typed = ": unknown[]" if lang == "typescript" else ""
+        bodies = [
+            f"// {subject}\nfunction {camel}(items{typed}) {{\n"
+            "  return items.filter((item) => item !== null && item !== undefined);\n}\n\n"
+            f"console.log({camel}([1, null, 2]));",
+            f"// {subject}\nconst {camel} = (items{typed}) =>\n"
+            "  items.reduce((acc, item) => (item == null ? acc : [...acc, item]), []);\n\n"
+            f"console.log({camel}([1, null, 2]));",
+        ]
+    elif lang == "bash":
+        bodies = [
+            f"# {subject}\nset -euo pipefail\nfor file in *.txt; do\n"
+            '  echo "processing $file"\n  wc -l "$file"\ndone',
+        ]
+    elif lang == "python":
+        bodies = [
+            f'def {name}(items):\n    """{subject[:1].upper() + subject[1:]}."""\n    result = []\n'
+            "    for item in items:\n        if item is not None:\n            result.append(item)\n"
+            f"    return result\n\n\nprint({name}([1, None, 2]))",
+            f'def {name}(items):\n    """{subject[:1].upper() + subject[1:]}."""\n'
+            "    return [item for item in items if item is not None]\n\n\n"
+            f"assert {name}([1, None, 2]) == [1, 2]",
+            f"from typing import Iterable, Iterator\n\n\ndef {name}(items: Iterable) -> Iterator:\n"
+            f'    """{subject[:1].upper() + subject[1:]}, lazily."""\n'
+            "    yield from (item for item in items if item is not None)\n\n\n"
+            f"print(list({name}([1, None, 2])))",
+        ]
+    else:
+        comment = "//" if lang in ("rust", "go", "java", "cpp") else "<!--"
+        close = " -->" if comment == "<!--" else ""
+        note = "(the mock writes real code only for a few languages)"
+        bodies = [f"{comment} {subject}{close}\n{comment} {note}{close}"]
+    return bodies[variant % len(bodies)]
+
+
+def _code(subject: str, lang: str, name: str) -> list[str]:
+    intros = [
+        f"Here is {_article(lang)} {_pretty(lang)} sketch for **{subject}**:",
+        f"A short {_pretty(lang)} take on **{subject}**:",
+        f"One way to approach **{subject}** in {_pretty(lang)}:",
+    ]
+    outros = [
+        "It is mock code: read it, then adapt names and edge cases to your data.",
+        "Swap in your own data; the structure stays the same.",
+        "Test it on a small input before relying on it.",
+    ]
+    return [
+        f"{intros[i]}\n\n```{lang}\n{_code_body(lang, subject, name, i)}\n```\n\n{outros[i]}"
+        for i in range(3)
+    ]
+
+
+def _article(lang: str) -> str:
+    return "an" if _pretty(lang)[0].lower() in "aeiou" else "a"
+
+
+def _pretty(lang: str) -> str:
+    return {"sql": "SQL", "javascript": "JavaScript", "typescript": "TypeScript", "cpp": "C++",
+            "html": "HTML"}.get(lang, lang.capitalize())
+
+
+def _explanation(subject: str) -> list[str]:
+    title = subject[:1].upper() + subject[1:]
+    bullets = (
+        f"- **What it is:** {subject} is best understood by the problem it solves.\n"
+        "- **How it works:** break it into small steps and follow the data through each one.\n"
+        "- **Why it matters:** it shows up often, so knowing it saves time later.\n"
+        "- **Try it:** work through one tiny example by hand."
+    )
+    return [
+        f"## {title}\n\nIn short, **{subject}** comes down to a few ideas:\n\n{bullets}\n\n"
+        "That is the outline; ask a follow-up question to go deeper into any point.",
+        f"## {title}\n\nHere is a quick tour of **{subject}**:\n\n{bullets}\n\n"
+        "(A mock explanation: the structure is real, the content is a placeholder.)",
+        f"## {title}\n\nLet's unpack **{subject}** step by step:\n\n{bullets}\n\n"
+        "Each point builds on the one before it.",
+    ]
+
+
+def _default(subject: str, prompt: str) -> list[str]:
+    n = len(prompt.split())
+    return [
+        f"You said: “{subject}”. I'm a mock model, so this answer is made up, "
+        f"but it does depend on your {n}-word message.",
+        f"About “{subject}”: that is an interesting point. (Mock answer to a {n}-word message.)",
+        f"Noted: “{subject}”. A real model would say something insightful here.",
+    ]
+
+
+# --------------------------------------------------------------------------- shaping the answer
+
+
+def _brief(text: str) -> str:
+    fence = re.search(r"```[^\n]*\n.*?\n```", text, re.DOTALL)
+    if fence:
+        return fence.group(0)
+    for line in text.splitlines():
+        line = line.replace("**", "").strip().lstrip("-* ").strip()
+        if line and not line.startswith("#") and not line.endswith(":"):
+            return re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    return text
+
+
+def _prefix(words: str, text: str) -> str:
+    """Put ``words`` before ``text``: on the same line, unless that would break Markdown."""
+    return f"{words}\n\n{text}" if text.startswith(("#", "```", "-", "*")) else f"{words} {text}"
+
+
+def apply_system(text: str, system: str | None) -> str:
+    if not system or not system.strip():
+        return text
+    low = system.lower()
+    understood = False
+    if re.search(r"\b(brief|concise|short|terse|one sentence|succinct)\b", low):
+        text, understood = _brief(text), True
+    if "pirate" in low:
+        text = _prefix("Arr, matey!", text.replace("Hello!", "Ahoy!")) + "\n\nYo-ho-ho!"
+        understood = True
+    if re.search(r"\bfrench\b|\bfrançais\b|\bfrancais\b", low):
+        text = _prefix("Bonjour ! (Réponse simulée en français.)", text)
+        understood = True
+    if not understood:
+        shown = " ".join(system.split())
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        text = f"*(Following the system instruction: “{shown}”)*\n\n{text}"
+    return text
+
+
+def apply_history(text: str, history: list[Any] | None) -> str:
+    asked = [m.get("content", "") for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
+    if not asked:
+        return text
+    earlier = f"Earlier you asked about “{topic(asked[-1], 6)}”"
+    if len(asked) > 1:
+        earlier += f" (and {len(asked) - 1} other question{'s' if len(asked) > 2 else ''} before that)"
+    return f"{earlier}.\n\n{text}"
+
+
+def truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
+    """Cut at a word boundary to about ``max_tokens`` tokens; whether it was cut."""
+    if max_tokens is None or estimate_tokens(text) <= max_tokens:
+        return text, False
+    budget = max(0, max_tokens) * 4
+    kept = ""
+    for piece in re.findall(r"\s*\S+", text):
+        if kept and len(kept) + len(piece) > budget:
+            break
+        if not kept and len(piece) > budget:
+            return (piece[:budget], True) if budget else ("", True)
+        kept += piece
+    return kept, True
+
+
+def compose(prompt: str, *, system: str | None = None, temperature: float | None = None,
+            history: list[Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The whole answer for a request, and facts about how it was made."""
+    clean = strip_hooks(prompt)
+    kind = classify(clean)
+    subject = topic(clean)
+    facts: dict[str, Any] = {"category": kind}
+    if kind == "greeting":
+        variant, text = pick(_greeting(subject), clean, temperature)
+    elif kind == "code":
+        lang = language(clean)
+        facts["language"] = lang
+        variant, text = pick(_code(subject, lang, slug(subject)), clean, temperature)
+    elif kind == "explanation":
+        variant, text = pick(_explanation(subject), clean, temperature)
+        if wants_code_too(clean):
+            lang = language(clean)
+            facts["language"] = lang
+            text += f"\n\n```{lang}\n{_code_body(lang, subject, slug(subject), variant)}\n```"
+    else:
+        variant, text = pick(_default(subject, clean), clean, temperature)
+    facts["variant"] = variant
+    text = apply_system(text, system)
+    text = apply_history(text, history)
+    return text, facts
+
+
+def chunks(text: str) -> list[str]:
+    """Pieces of about two words each (whitespace kept), joining back to ``text`` exactly."""
+    pieces = re.findall(r"\s*\S+", text)
+    tail = text[len("".join(pieces)):]
+    grouped = ["".join(pieces[i:i + 2]) for i in range(0, len(pieces), 2)]
+    if tail:
+        if grouped:
+            grouped[-1] += tail
+        else:
+            grouped = [tail]
+    return grouped
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class MockLLMBackend(BaseBackend):
+    """A pretend LLM: prompt-dependent template answers, streamed with realistic pacing.
+
+    Only ``astream`` is written; ``BaseBackend.ask`` gathers it, pauses included
+    (a real model takes about as long whether or not it streams).
+    """
+
+    backend_name = "mock"
+
+    def delay(self, model: str | None = None) -> float:
+        raw: Any = os.environ.get("TTT_MOCK_DELAY")
+        if raw in (None, ""):
+            raw = self.backend_config.get("delay", DEFAULT_DELAY)
+        try:
+            seconds = max(0.0, float(raw))
+        except (TypeError, ValueError):
+            seconds = DEFAULT_DELAY
+        return seconds / 4 if model == "mock-fast" else seconds
+
+    async def astream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str | StreamEnd]:
+        if HOOK_FAIL in prompt.lower():
+            raise ProviderError(
+                "Mock failure: the prompt contains the test hook [fail].",
+                hint="Remove [fail] from the prompt to get an answer.", retryable=False, kind="mock",
+            )
+        if HOOK_FAIL_RETRYABLE in prompt.lower():
+            raise ProviderError(
+                "Mock overload: the prompt contains the test hook [fail-retryable] (503).",
+                status=503, retryable=True, kind="mock",
+            )
+        history = kwargs.get("history")
+        text, facts = compose(prompt, system=system, temperature=temperature, history=history)
+        text, cut = truncate(text, max_tokens)
+        pause = self.delay(model)
+        fail_after = 3 if HOOK_FAIL_AFTER_3 in prompt.lower() else None
+        for sent, piece in enumerate(chunks(text)):
+            if fail_after is not None and sent == fail_after:
+                break
+            if pause and sent:
+                await asyncio.sleep(pause)
+            yield piece
+        if fail_after is not None:
+            raise ProviderError(
+                "Mock failure after 3 chunks: the prompt contains the test hook [fail-after-3].",
+                retryable=False, kind="mock",
+            )
+        context = "".join(
+            str(m.get("content", "")) for m in history or [] if isinstance(m, dict)
+        ) + (system or "") + prompt
+        yield StreamEnd(
+            model=model or MODELS[0],
+            tokens_in=estimate_tokens(context),
+            tokens_out=estimate_tokens(text),
+            finish_reason="length" if cut else "stop",
+            metadata=facts,
+        )
+
+    async def models(self) -> list[str]:
+        return list(MODELS)
+
+
+def register_plugin(registry: Any) -> None:
+    registry.register_backend(
+        "mock",
+        MockLLMBackend,
+        version="1.0.0",
+        description="A pretend LLM: prompt-dependent answers, streaming, test hooks",
+        author="ttt-magic developers",
+    )
