@@ -587,14 +587,19 @@ def configure(**settings: Any) -> Settings:
     return current
 
 
-def reset() -> Settings:
-    """Forget everything set by ``configure()``."""
+def reset() -> None:
+    """Forget everything set by ``configure()``.
+
+    Works even while a config file is broken (that error surfaces on the next use).
+    """
     with _store.lock:
         _store.programmatic.clear()
         _store.version += 1
-    current = get_config()
+    try:
+        current = get_config()
+    except ConfigError:
+        return
     _notify(current)
-    return current
 
 
 def programmatic_layer() -> dict[str, Any]:

@@ -267,8 +267,9 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
             word = _keyword_hit(request.prompt, settings.routing.get(f"{category}_keywords", []))
             if not word:
                 continue
-            info = model_registry.get_model(alias)
-            if info is None:
+            try:
+                info = model_registry.resolve(alias)
+            except TTTError:
                 steps.append(f"{category} keyword {word!r}, but alias {alias!r} names no model")
                 break
             backend = backend_for_provider(info.provider)
