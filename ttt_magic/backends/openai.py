@@ -1,0 +1,552 @@
+"""OpenAI Chat Completions (``POST {base}/chat/completions``), and every server that speaks it.
+
+Three backends share one protocol implementation:
+
+- ``OpenAIBackend`` ("openai"): api.openai.com (or ``openai_base_url``) with
+  ``OPENAI_API_KEY``.
+- ``OpenAICompatibleBackend``: configured purely in YAML (``backends: {name:
+  {type: openai-compatible, base_url, api_key_env, models, default_model}}``)
+  for vLLM, LM Studio, llama.cpp, Groq, Together...; no key means no
+  ``Authorization`` header.
+- ``OpenRouterBackend`` ("openrouter"): the same preset at OpenRouter, whose
+  model names (``openrouter/meta-llama/...``) lose their ``openrouter/`` prefix.
+
+The pure parts (``build_payload``, ``ChunkStream``, ``parse_completion``) hold
+the protocol's quirks and are tested without a network: the usage chunk may
+carry ``choices: []``, ``null``, ``[{"delta": {}}]`` or no ``choices`` at all;
+errors may arrive mid-stream as ``data: {"error": ...}`` or ``event: error``;
+reasoning models (o1, o3, o4, gpt-5) take ``max_completion_tokens`` and only
+their default temperature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..errors import BackendUnavailable, ProviderError
+from ..models import AIResponse, Message, ModelInfo, StreamEnd
+from .base import BaseBackend
+
+__all__ = [
+    "ChunkStream",
+    "OpenAIBackend",
+    "OpenAICompatibleBackend",
+    "OpenRouterBackend",
+    "build_payload",
+    "is_reasoning_model",
+    "parse_completion",
+]
+
+MODELS_TTL = 300.0
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI reasoning models: ``max_completion_tokens``, no custom temperature."""
+    low = model.lower().rsplit("/", 1)[-1]
+    return low.startswith(REASONING_PREFIXES) and not low.startswith("gpt-5-chat")
+
+
+def build_payload(
+    messages: list[Message],
+    *,
+    model: str,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    stream: bool = True,
+    reasoning: bool | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of ``POST /chat/completions``."""
+    reasoning = is_reasoning_model(model) if reasoning is None else reasoning
+    payload: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
+    if temperature is not None and not (reasoning and float(temperature) != 1.0):
+        payload["temperature"] = float(temperature)
+    if max_tokens:
+        payload["max_completion_tokens" if reasoning else "max_tokens"] = int(max_tokens)
+    if stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    for key, value in (extra or {}).items():
+        if value is not None:
+            payload[key] = value
+    return payload
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_text(data: Any) -> tuple[str, str, str]:
+    err = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        return (str(err.get("message") or "no message"), str(err.get("type") or ""),
+                str(err.get("code") or ""))
+    return (str(err) if err else "no message"), "", ""
+
+
+def stream_error(data: Any, provider: str, *, secret: str | None = None) -> ProviderError:
+    """A ``ProviderError`` for an error the server reported inside a stream (after HTTP 200)."""
+    from .http import redact
+
+    message, etype, code = _error_text(data)
+    low = f"{etype} {code} {message}".lower()
+    retryable = any(w in low for w in ("server_error", "overloaded", "rate_limit", "timeout", "unavailable"))
+    return ProviderError(
+        f"{provider} reported an error mid-stream: {redact(message, secret)[:240]}",
+        hint="The answer so far is kept; try again." if retryable else None,
+        retryable=retryable, kind="stream_error",
+    )
+
+
+class ChunkStream:
+    """Interprets the decoded ``chat.completion.chunk`` events of one streamed answer."""
+
+    def __init__(self, provider: str = "OpenAI", *, model: str | None = None, secret: str | None = None):
+        self.provider = provider
+        self.model = model
+        self.secret = secret
+        self.provider_model: str | None = None
+        self.completion_id: str | None = None
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.chars = 0
+        self.extra: dict[str, Any] = {}
+
+    def handle(self, event: str | None, raw: str) -> str:
+        """Text carried by one SSE event ('' when none); raises ``ProviderError`` for errors."""
+        if raw.strip() == "[DONE]":
+            self.done = True
+            return ""
+        if not raw.strip():
+            return ""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ProviderError(
+                f"{self.provider} sent a malformed stream event (not JSON): {raw[:60]!r}",
+                hint="The answer so far is kept; try again.", retryable=True, kind="malformed",
+            ) from None
+        if event == "error" or (isinstance(data, dict) and data.get("error")):
+            raise stream_error(data, self.provider, secret=self.secret)
+        if not isinstance(data, dict):
+            return ""
+        self.provider_model = data.get("model") or self.provider_model
+        self.completion_id = data.get("id") or self.completion_id
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            self._usage(usage)
+        text = []
+        for choice in data.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str) and content:
+                text.append(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        joined = "".join(text)
+        self.chars += len(joined)
+        return joined
+
+    def _usage(self, usage: dict[str, Any]) -> None:
+        if _int(usage.get("prompt_tokens")) is not None:
+            self.tokens_in = usage["prompt_tokens"]
+        if _int(usage.get("completion_tokens")) is not None:
+            self.tokens_out = usage["completion_tokens"]
+        details = usage.get("completion_tokens_details") or {}
+        if isinstance(details, dict) and _int(details.get("reasoning_tokens")):
+            self.extra["reasoning_tokens"] = details["reasoning_tokens"]
+        cached = (usage.get("prompt_tokens_details") or {})
+        if isinstance(cached, dict) and _int(cached.get("cached_tokens")):
+            self.extra["cached_tokens"] = cached["cached_tokens"]
+
+    def end(self) -> StreamEnd:
+        """The usage and finish reason; raises when the stream stopped before its end."""
+        if not self.done and self.finish_reason is None:
+            got = f" after {self.chars} characters" if self.chars else ""
+            raise ProviderError(
+                f"The {self.provider} stream ended before [DONE]{got}: the answer is incomplete.",
+                hint="Try again.", retryable=True, kind="truncated",
+            )
+        return StreamEnd(
+            model=self.model, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
+            finish_reason=self.finish_reason, metadata=self.metadata(),
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"provider": self.provider.lower(), **self.extra}
+        if self.provider_model:
+            meta["provider_model"] = self.provider_model
+        if self.completion_id:
+            meta["completion_id"] = self.completion_id
+        return meta
+
+
+def parse_completion(body: Any, provider: str = "OpenAI", *, model: str | None = None,
+                     secret: str | None = None) -> tuple[str, StreamEnd]:
+    """A non-streamed ``chat.completion`` body -> (text, usage and finish reason)."""
+    if not isinstance(body, dict):
+        raise ProviderError(f"{provider} returned a response that is not a JSON object.",
+                            retryable=True, kind="malformed")
+    if body.get("error"):
+        raise stream_error(body, provider, secret=secret)
+    state = ChunkStream(provider, model=model, secret=secret)
+    state.provider_model = body.get("model")
+    state.completion_id = body.get("id")
+    if isinstance(body.get("usage"), dict):
+        state._usage(body["usage"])
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ProviderError(f"{provider} returned a completion without choices.", retryable=True,
+                            kind="malformed")
+    message = choices[0].get("message") or {}
+    text = message.get("content") if isinstance(message, dict) else None
+    state.finish_reason = choices[0].get("finish_reason")
+    if not text and isinstance(message, dict) and message.get("refusal"):
+        text = str(message["refusal"])
+        state.extra["refusal"] = True
+    return (text if isinstance(text, str) else ""), StreamEnd(
+        model=model, tokens_in=state.tokens_in, tokens_out=state.tokens_out,
+        finish_reason=state.finish_reason, metadata=state.metadata(),
+    )
+
+
+def _model_info(name: str) -> ModelInfo | None:
+    from ..registry import model_registry
+
+    try:
+        return model_registry.get_model(name)
+    except Exception:  # a broken custom catalogue must not stop a request
+        return None
+
+
+def _reveal(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value.reveal() if hasattr(value, "reveal") else str(value)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class OpenAIBackend(BaseBackend):
+    """OpenAI's models through Chat Completions (``POST /chat/completions``)."""
+
+    backend_name = "openai"
+    #: Display name in messages, and the catalogue's provider for model lookups.
+    provider_label = "OpenAI"
+    provider = "openai"
+    base_url_setting = "openai_base_url"
+    default_base_url = "https://api.openai.com/v1"
+    key_setting: str | None = "openai_api_key"
+    key_env: str | None = "OPENAI_API_KEY"
+    fallback_model = "gpt-4o-mini"
+    #: Model-name prefixes stripped before sending (``openai/gpt-4o`` -> ``gpt-4o``).
+    prefixes: tuple[str, ...] = ("openai/",)
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        cfg = self.backend_config
+        base = cfg.get("base_url") or cfg.get(self.base_url_setting) or self.default_base_url
+        self.base_url = str(base).rstrip("/")
+        self._models_cache: tuple[float, list[str]] | None = None
+
+    # -- identity and configuration
+
+    def _key(self) -> str | None:
+        cfg = self.backend_config
+        value = cfg.get("api_key") or (cfg.get(self.key_setting) if self.key_setting else None)
+        return _reveal(value)
+
+    @property
+    def is_available(self) -> bool:
+        return bool(self._key())
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        if self.is_available:
+            return None
+        return (f"Set {self.key_env} (or configure({self.key_setting}=...)) to use {self.provider_label}, "
+                "or use backend='mock' offline.")
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        key = self._key()
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        elif self.key_setting:
+            raise BackendUnavailable(
+                f"No {self.provider_label} API key is set.",
+                hint=f"Set {self.key_env} or configure({self.key_setting}=...), "
+                "or use backend='mock' offline.",
+            )
+        extra = self.backend_config.get("headers")
+        if isinstance(extra, dict):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        return headers
+
+    def _context(self, model: str | None) -> dict[str, Any]:
+        return {"provider": self.provider_label, "key_env": self.key_env, "model": model,
+                "secret": self._key()}
+
+    @property
+    def default_model(self) -> str:
+        """``default_model`` from configuration when it belongs here, else the catalogue's first."""
+        from ..registry import guess_provider, model_registry
+
+        wanted = self.backend_config.get("default_model")
+        if wanted:
+            info = _model_info(wanted)
+            owner = info.provider if info is not None else (
+                wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted)
+            )
+            if owner in (None, self.provider):
+                return wanted
+        if self.fallback_model and _model_info(self.fallback_model) is not None:
+            return self.fallback_model
+        listed = model_registry.list_models(self.provider)
+        return listed[0].name if listed else self.fallback_model
+
+    def resolve(self, model: str | None) -> tuple[str, str]:
+        """(name shown to people and priced, id sent to the server) for ``model`` or the default."""
+        chosen = model or self.default_model
+        if not chosen:
+            raise BackendUnavailable(
+                f"Backend {self.name!r} has no model to use.",
+                hint=f"Pass model=..., or set backends.{self.name}.default_model.",
+            )
+        info = _model_info(chosen)
+        if info is not None and info.provider.lower() in (self.provider, self.name):
+            return info.name, info.provider_name or info.name
+        for prefix in self.prefixes:
+            if chosen.lower().startswith(prefix) and len(chosen) > len(prefix):
+                return chosen, chosen[len(prefix):]
+        return chosen, chosen
+
+    def _payload(self, prompt: str, provider_id: str, system: str | None, temperature: float | None,
+                 max_tokens: int | None, kwargs: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+        cfg = self.backend_config
+        if temperature is None and cfg.get("temperature") is not None:
+            temperature = cfg["temperature"]
+        if max_tokens is None and cfg.get("max_tokens"):
+            max_tokens = cfg["max_tokens"]
+        messages = self.build_messages(prompt, system, kwargs.get("history"))
+        extra = {k: kwargs.get(k) for k in ("stop", "top_p", "seed", "presence_penalty", "frequency_penalty")}
+        return build_payload(messages, model=provider_id, temperature=temperature, max_tokens=max_tokens,
+                             stream=stream, extra=extra)
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    # -- requests
+
+    async def astream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str | StreamEnd]:
+        from . import http, wire
+
+        headers = self._headers()
+        name, provider_id = self.resolve(model)
+        payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs, stream=True)
+        state = ChunkStream(self.provider_label, model=name, secret=self._key())
+        async with http.stream_request(
+            "POST", self.chat_url, headers=headers, json=payload,
+            timeout=http.timeout_for(self.backend_config), **self._context(name),
+        ) as response:
+            async for event in wire.aiter_sse(response):
+                text = state.handle(event.event, event.data)
+                if text:
+                    yield text
+                if state.done:
+                    break
+        end = state.end()
+        cost = self.cost(name, end.tokens_in, end.tokens_out)
+        if cost is not None:
+            end.metadata["cost"] = cost
+        yield end
+
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AIResponse:
+        from . import http
+
+        started = time.perf_counter()
+        name = model
+        try:
+            headers = self._headers()
+            name, provider_id = self.resolve(model)
+            payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs,
+                                    stream=False)
+            body = await http.request_json(
+                "POST", self.chat_url, headers=headers, json=payload,
+                timeout=http.timeout_for(self.backend_config), **self._context(name),
+            )
+            text, end = parse_completion(body, self.provider_label, model=name, secret=self._key())
+        except ProviderError as exc:
+            return self.failure(exc, model=name)
+        metadata = dict(end.metadata)
+        if end.finish_reason:
+            metadata["finish_reason"] = end.finish_reason
+        return AIResponse(
+            text, model=name, backend=self.name, tokens_in=end.tokens_in, tokens_out=end.tokens_out,
+            time_taken=time.perf_counter() - started, cost=self.cost(name, end.tokens_in, end.tokens_out),
+            metadata=metadata,
+        )
+
+    @staticmethod
+    def cost(model: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
+        """Price from the catalogue, when it knows the model's prices."""
+        info = _model_info(model) if model else None
+        return info.cost(tokens_in, tokens_out) if info is not None else None
+
+    # -- discovery
+
+    async def models(self) -> list[str]:
+        """Model ids from ``GET {base}/models``, cached for ``models_ttl`` seconds (default 300)."""
+        from . import http
+
+        configured = self.backend_config.get("models")
+        ttl = float(self.backend_config.get("models_ttl") or MODELS_TTL)
+        now = time.monotonic()
+        if self._models_cache is not None and now - self._models_cache[0] < ttl:
+            return list(self._models_cache[1])
+        if self.key_setting and not self.is_available:
+            return []
+        body = await http.request_json(
+            "GET", f"{self.base_url}/models", headers=self._headers(),
+            timeout=http.timeout_for(self.backend_config), **self._context(None),
+        ) or {}
+        found = [str(m["id"]) for m in body.get("data") or [] if isinstance(m, dict) and m.get("id")]
+        if isinstance(configured, list) and configured and not found:
+            found = [str(m) for m in configured]
+        self._models_cache = (now, found)
+        return list(found)
+
+    async def status(self) -> dict[str, Any]:
+        from .http import server_label
+
+        info = await super().status()
+        info["base_url"] = server_label(self.base_url)
+        return info
+
+
+class OpenRouterBackend(OpenAIBackend):
+    """OpenRouter's catalogue of models through its OpenAI-compatible API."""
+
+    backend_name = "openrouter"
+    provider_label = "OpenRouter"
+    provider = "openrouter"
+    base_url_setting = "openrouter_base_url"
+    default_base_url = "https://openrouter.ai/api/v1"
+    key_setting = "openrouter_api_key"
+    key_env = "OPENROUTER_API_KEY"
+    fallback_model = "openai/gpt-4o-mini"
+    prefixes = ("openrouter/",)
+
+    def _headers(self) -> dict[str, str]:
+        headers = super()._headers()
+        headers.setdefault("x-title", "ttt-magic")
+        return headers
+
+
+class OpenAICompatibleBackend(OpenAIBackend):
+    """Any server speaking OpenAI Chat Completions, configured in YAML only.
+
+    ``backends: {NAME: {type: openai-compatible, base_url: ..., api_key_env:
+    MY_KEY, models: [...], default_model: ...}}``. Without ``api_key_env`` (or
+    with it unset) requests carry no ``Authorization`` header, which local
+    servers such as vLLM or llama.cpp accept.
+    """
+
+    backend_name = "openai-compatible"
+    provider_label = "OpenAI-compatible server"
+    key_setting = None
+    key_env = None
+    fallback_model = ""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        cfg = self.backend_config
+        self._name = str(cfg.get("name") or cfg.get("_backend_name") or type(self).backend_name)
+        self.provider = self._name
+        self.provider_label = self._name
+        self.prefixes = (f"{self._name}/",)
+        self.key_env = cfg.get("api_key_env") or None
+
+    @property
+    def name(self) -> str:
+        return getattr(self, "_name", type(self).backend_name)
+
+    def _key(self) -> str | None:
+        env = self.backend_config.get("api_key_env")
+        if env:
+            return os.environ.get(str(env)) or None
+        return _reveal(self.backend_config.get("api_key"))
+
+    @property
+    def is_available(self) -> bool:
+        env = self.backend_config.get("api_key_env")
+        if env and not os.environ.get(str(env)):
+            return False
+        return bool(self.base_url)
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        if self.is_available:
+            return None
+        env = self.backend_config.get("api_key_env")
+        return f"Set {env} (the API key of backend {self.name!r}, at {self.base_url})."
+
+    @property
+    def default_model(self) -> str:
+        cfg = self.backend_config
+        models = cfg.get("models")
+        specific = cfg.get("default_model")
+        if specific and isinstance(models, list) and specific in models:
+            return str(specific)
+        if isinstance(models, list) and models:
+            return str(models[0])
+        info = _model_info(specific) if specific else None
+        # The global default_model is merged into every backend's settings: skip it when
+        # the catalogue says it belongs to another provider.
+        if specific and (info is None or info.provider == self.name):
+            return str(specific)
+        return ""
+
+    def resolve(self, model: str | None) -> tuple[str, str]:
+        chosen = model or self.default_model
+        if not chosen:
+            raise BackendUnavailable(
+                f"Backend {self.name!r} has no model to use.",
+                hint=f"Pass model=..., or set backends.{self.name}.default_model.",
+            )
+        prefix = f"{self.name}/"
+        if chosen.startswith(prefix) and len(chosen) > len(prefix):
+            return chosen, chosen[len(prefix):]
+        info = _model_info(chosen)
+        if info is not None and info.provider in (self.name, self.provider):
+            return info.name, info.provider_name or info.name
+        return chosen, chosen
