@@ -1,0 +1,207 @@
+"""StreamView / TerminalView: throttling, the final output, formats, marks and footers."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from ttt_magic.models import AIResponse
+from ttt_magic.notebook.render import (
+    INTERRUPTED_MARK,
+    StreamView,
+    TerminalView,
+    extract_code,
+    final_bundle,
+    footer_text,
+)
+
+
+class Recorder:
+    """A publisher that keeps every message a view would send to the frontend."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict, dict]] = []
+
+    def show(self, data, metadata=None):
+        self.messages.append(("display_data", data, metadata or {}))
+
+    def update(self, data, metadata=None):
+        self.messages.append(("update_display_data", data, metadata or {}))
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(json.dumps(d)) for _, d, _ in self.messages)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def response(text="", **kw):
+    base = dict(model="mock-1", backend="mock", tokens_in=3, tokens_out=40, time_taken=1.25, cost=None,
+                metadata={"route": {"backend": "mock", "model": "mock-1", "steps": ["given"]}})
+    base.update(kw)
+    return AIResponse(text, **base)
+
+
+def stream(view, chunks, clock, gap):
+    for chunk in chunks:
+        view.feed(chunk)
+        clock.now += gap
+
+
+def test_first_text_is_shown_at_once_then_coalesced():
+    rec, clock = Recorder(), FakeClock()
+    view = StreamView(publisher=rec, clock=clock)
+    view.feed("")
+    assert rec.messages == []
+    view.feed("Hel")
+    assert rec.messages == [("display_data", {"text/markdown": "Hel"}, {})]
+    view.feed("lo")  # same instant: coalesced, nothing sent
+    assert len(rec.messages) == 1
+    clock.now += 0.06
+    view.feed("!")
+    assert rec.messages[-1] == ("update_display_data", {"text/markdown": "Hello!"}, {})
+
+
+def test_2000_chunks_give_a_bounded_number_of_updates_and_the_full_text():
+    rec, clock = Recorder(), FakeClock()
+    view = StreamView(publisher=rec, clock=clock)
+    chunks = [f"w{i} " for i in range(2000)]
+    stream(view, chunks, clock, 0.001)  # 2 s of streaming
+    view.finish(response("".join(chunks)))
+    assert len(rec.messages) <= 2 / 0.05 + 2
+    assert [m[0] for m in rec.messages].count("display_data") == 1
+    kind, data, meta = rec.messages[-1]
+    assert kind == "update_display_data"
+    assert data["text/plain"] == "".join(chunks)
+    assert data["text/markdown"].startswith("".join(chunks))
+    assert meta["ttt_magic"]["model"] == "mock-1"
+    assert meta["ttt_magic"]["route"]["backend"] == "mock"
+
+
+def test_instant_stream_sends_just_first_and_final():
+    rec = Recorder()
+    view = StreamView(publisher=rec, clock=lambda: 5.0)
+    for i in range(500):
+        view.feed(f"{i},")
+    view.finish(response(view.text))
+    assert len(rec.messages) == 2
+
+
+def test_interval_grows_with_size_so_bytes_stay_linear_in_duration():
+    view = StreamView(publisher=Recorder(), clock=FakeClock(), bytes_per_second=10_000)
+    assert view.interval(10) == pytest.approx(0.05)
+    assert view.interval(100_000) == pytest.approx(10.0)
+    # Stream 40,000 chars at 400 chars/s (100 s): bytes sent stay near budget * duration.
+    rec, clock = Recorder(), FakeClock()
+    view = StreamView(publisher=rec, clock=clock, bytes_per_second=10_000)
+    stream(view, ["abcd"] * 10_000, clock, 0.01)
+    sent = rec.bytes
+    assert sent <= 10_000 * 100 * 1.3
+    # ...whereas updating 20 times a second regardless of size would be quadratic.
+    rec2, clock2 = Recorder(), FakeClock()
+    fixed = StreamView(publisher=rec2, clock=clock2, bytes_per_second=float("inf"))
+    stream(fixed, ["abcd"] * 10_000, clock2, 0.01)
+    assert rec2.bytes > 10 * sent
+
+
+def test_final_markdown_has_footer_plain_is_the_answer():
+    data, meta = final_bundle("# Hi\nthere", "markdown", response("# Hi\nthere"))
+    assert data["text/plain"] == "# Hi\nthere"
+    assert data["text/markdown"] == "# Hi\nthere\n\n<sub>mock-1 · mock · 3 in / 40 out · 1.2 s</sub>"
+    assert set(meta["ttt_magic"]) >= {"backend", "model", "tokens_in", "tokens_out", "time", "cost", "route"}
+    data, _ = final_bundle("x", "markdown", response("x"), footer=False)
+    assert data == {"text/markdown": "x", "text/plain": "x"}
+
+
+def test_footer_text_omits_unknowns_and_shows_cost():
+    assert footer_text(response(cost=0.0123)) == "mock-1 · mock · 3 in / 40 out · 1.2 s · $0.0123"
+    assert footer_text(AIResponse("x", backend="echo", time_taken=0.004)) == "echo · 4 ms"
+    assert footer_text(None) == ""
+
+
+def test_interrupted_keeps_partial_text_marked():
+    rec, clock = Recorder(), FakeClock()
+    view = StreamView(publisher=rec, clock=clock)
+    view.feed("partial ans")
+    partial = response("partial ans", error="Interrupted: the answer is incomplete.",
+                       metadata={"interrupted": True})
+    view.finish(partial, interrupted=True)
+    data, meta = rec.messages[-1][1], rec.messages[-1][2]
+    assert data["text/markdown"].startswith("partial ans\n\n" + INTERRUPTED_MARK)
+    assert "Interrupted:" not in data["text/markdown"]
+    assert data["text/plain"] == "partial ans\n[interrupted]"
+    assert meta["ttt_magic"]["interrupted"] is True
+
+
+def test_failure_after_partial_text_shows_text_then_error_box():
+    data, _ = final_bundle("one two", "markdown", response("one two", error="Mock failure <x>."))
+    md = data["text/markdown"]
+    assert md.startswith("one two\n\n<div style=\"border-left")
+    assert "Mock failure &lt;x&gt;." in md
+    assert data["text/plain"].startswith("one two\nttt-magic: Mock failure <x>.")
+
+
+def test_failure_without_text_is_a_short_styled_message():
+    data, meta = final_bundle("", "markdown", response("", error="No API key for openai."), footer=False)
+    assert set(data) == {"text/html", "text/plain"}
+    assert "border-left" in data["text/html"] and "Traceback" not in data["text/plain"]
+    assert data["text/plain"] == "ttt-magic: No API key for openai."
+    assert meta["ttt_magic"]["error"] == "No API key for openai."
+
+
+def test_code_format_extracts_fenced_code():
+    answer = "Here:\n\n```sql\nSELECT 1;\n```\n\nand\n\n```sql\nSELECT 2;\n```\nDone."
+    assert extract_code(answer) == ("SELECT 1;\n\nSELECT 2;", "sql")
+    assert extract_code("x = 1\n") == ("x = 1", "python")
+    data, _ = final_bundle(answer, "code", response(answer), footer=False)
+    assert data["text/markdown"] == "```sql\nSELECT 1;\n\nSELECT 2;\n```"
+    assert data["text/plain"] == "SELECT 1;\n\nSELECT 2;"
+
+
+def test_json_format_parses_or_says_it_is_invalid():
+    data, _ = final_bundle('```json\n{"a": [1, 2]}\n```', "json", response(), footer=False)
+    assert data["application/json"] == {"a": [1, 2]}
+    assert data["text/plain"] == '{\n  "a": [\n    1,\n    2\n  ]\n}'
+    assert data["text/markdown"].startswith("```json\n{")
+    bad, _ = final_bundle("{nope", "json", response(), footer=False)
+    assert "application/json" not in bad
+    assert bad["text/markdown"].startswith("**Invalid JSON**")
+    assert "{nope" in bad["text/markdown"]
+
+
+def test_text_and_html_formats():
+    data, _ = final_bundle("<b>x</b>", "text", response(), footer=True)
+    assert data["text/html"].startswith('<pre style="white-space: pre-wrap">&lt;b&gt;x&lt;/b&gt;</pre>')
+    assert "<sub>" in data["text/html"] and data["text/plain"] == "<b>x</b>"
+    data, _ = final_bundle("<b>x</b>", "html", response(), footer=False)
+    assert data == {"text/html": "<b>x</b>", "text/plain": "<b>x</b>"}
+
+
+def test_terminal_view_writes_chunks_as_they_arrive():
+    out = io.StringIO()
+    view = TerminalView(out=out)
+    view.feed("Hel")
+    assert out.getvalue() == "Hel"
+    view.feed("lo")
+    assert out.getvalue() == "Hello"
+    view.finish(response("Hello"))
+    assert out.getvalue() == "Hello\n[mock-1 · mock · 3 in / 40 out · 1.2 s]\n"
+
+
+def test_terminal_view_interrupt_and_non_streamed_code():
+    out = io.StringIO()
+    view = TerminalView(out=out, footer=False)
+    view.feed("part")
+    view.finish(response("part", error="Interrupted"), interrupted=True)
+    assert out.getvalue() == "part\n[interrupted]\n"
+    out = io.StringIO()
+    TerminalView("code", out=out, footer=False).finish(response(), text="Use:\n```python\nx = 1\n```")
+    assert out.getvalue() == "x = 1\n"
