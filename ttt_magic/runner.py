@@ -115,6 +115,8 @@ class Runner:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and return its result; interrupt-safe."""
+        if self.in_loop_thread():
+            coro.close()
         self._check_thread()
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
