@@ -1,0 +1,292 @@
+"""The built-in ``mock`` and ``echo`` backends, driven directly (no router)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from ttt_magic import plugins
+from ttt_magic.errors import ProviderError
+from ttt_magic.models import StreamEnd
+from ttt_magic.registry import backend_registry
+
+
+@pytest.fixture(scope="module")
+def mock_module():
+    """The plugin module itself, loaded the way discovery loads it."""
+    plugins.ensure_discovered()
+    record = next(r for r in plugins.plugin_records() if r.name == "mock_llm_backend")
+    assert record.loaded, record.error
+    return record.module
+
+
+@pytest.fixture
+def mock(mock_module, monkeypatch):
+    monkeypatch.setenv("TTT_MOCK_DELAY", "0")
+    return mock_module.MockLLMBackend({})
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def collect(backend, prompt, **kwargs):
+    """(str chunks, StreamEnd or None, exception or None) of one astream."""
+
+    async def go():
+        chunks, end = [], None
+        try:
+            async for item in backend.astream(prompt, **kwargs):
+                if isinstance(item, StreamEnd):
+                    end = item
+                else:
+                    chunks.append(item)
+        except ProviderError as exc:
+            return chunks, end, exc
+        return chunks, end, None
+
+    return run(go())
+
+
+# --------------------------------------------------------------------------- classification
+
+
+@pytest.mark.parametrize(
+    ("prompt", "kind"),
+    [
+        ("hello", "greeting"),
+        ("Hi there!", "greeting"),
+        ("Write a Python function that reverses a list", "code"),
+        ("write an SQL query for the ten newest orders", "code"),
+        ("Explain how photosynthesis works", "explanation"),
+        ("Why is the sky blue?", "explanation"),
+        ("The weather is nice today", "default"),
+        ("", "default"),
+    ],
+)
+def test_classify(mock_module, prompt, kind):
+    assert mock_module.classify(prompt) == kind
+
+
+def test_answers_depend_on_the_prompt(mock):
+    a = run(mock.ask("Explain how photosynthesis works"))
+    b = run(mock.ask("Explain how volcanoes erupt"))
+    assert "photosynthesis" in a and "volcanoes" in b and a != b
+
+
+def test_code_answer_is_fenced_with_a_language(mock):
+    answer = run(mock.ask("Write a function that removes empty rows"))
+    assert re.search(r"```python\ndef \w+\(items\):.*\n```", answer, re.DOTALL)
+    assert answer.metadata["category"] == "code" and answer.metadata["language"] == "python"
+    assert answer.count("```") == 2
+
+
+@pytest.mark.parametrize(
+    ("prompt", "lang", "marker"),
+    [
+        ("Write a SQL query that lists the top customers", "sql", "SELECT"),
+        ("write a javascript function to dedupe an array", "javascript", "function "),
+        ("write a bash script that counts lines", "bash", "for file in"),
+    ],
+)
+def test_code_language_detection(mock, prompt, lang, marker):
+    answer = run(mock.ask(prompt))
+    assert f"```{lang}\n" in answer and marker in answer
+    assert answer.metadata["language"] == lang
+
+
+def test_explanation_has_heading_and_bullets(mock):
+    answer = run(mock.ask("Explain recursion"))
+    lines = answer.splitlines()
+    assert lines[0] == "## Recursion"
+    assert sum(line.startswith("- ") for line in lines) >= 3
+
+
+def test_explanation_that_also_asks_for_code_gets_a_code_block(mock):
+    answer = run(mock.ask("Explain what df.shape means and write pandas code that drops empty rows"))
+    assert answer.startswith("## What df.shape means")
+    assert "```python" in answer
+
+
+def test_greeting_is_short(mock):
+    answer = run(mock.ask("hello"))
+    assert len(answer.split()) < 20 and "```" not in answer
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_streams_small_chunks_that_join_to_the_answer(mock):
+    chunks, end, error = collect(mock, "Explain how photosynthesis works")
+    assert error is None
+    assert len(chunks) > 20
+    assert max(len(c.split()) for c in chunks) <= 2
+    full = run(mock.ask("Explain how photosynthesis works"))
+    assert "".join(chunks) == str(full)
+    assert end.tokens_out == full.tokens_out and end.finish_reason == "stop"
+
+
+def test_chunks_preserve_whitespace_exactly(mock_module):
+    text = "  lead\n\n```python\nx = 1\n```\n  trail  "
+    assert "".join(mock_module.chunks(text)) == text
+    assert mock_module.chunks("") == []
+
+
+def test_pacing_comes_from_config_and_env(mock_module, monkeypatch):
+    monkeypatch.delenv("TTT_MOCK_DELAY", raising=False)
+    assert mock_module.MockLLMBackend({}).delay() == mock_module.DEFAULT_DELAY
+    assert mock_module.MockLLMBackend({"delay": 0.5}).delay() == 0.5
+    assert mock_module.MockLLMBackend({"delay": 0.5}).delay("mock-fast") == 0.125
+    monkeypatch.setenv("TTT_MOCK_DELAY", "0")
+    assert mock_module.MockLLMBackend({"delay": 0.5}).delay() == 0.0
+
+
+def test_pacing_sleeps_between_chunks(mock_module, monkeypatch):
+    monkeypatch.delenv("TTT_MOCK_DELAY", raising=False)
+    backend = mock_module.MockLLMBackend({"delay": 0.001})
+    sleeps = []
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds):
+        sleeps.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(mock_module.asyncio, "sleep", fake_sleep)
+    chunks, _, _ = collect(backend, "hello")
+    assert sleeps == [0.001] * (len(chunks) - 1)
+
+
+def test_delay_configured_through_backends_setting(mock_module, monkeypatch):
+    from ttt_magic import config
+
+    monkeypatch.delenv("TTT_MOCK_DELAY", raising=False)
+    config.configure(backends={"mock": {"delay": 0.25}})
+    try:
+        plugins.ensure_discovered()
+        assert backend_registry.get("mock").delay() == 0.25
+    finally:
+        config.reset()
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def test_max_tokens_truncates_and_reports_length(mock):
+    full = run(mock.ask("Explain recursion"))
+    cut = run(mock.ask("Explain recursion", max_tokens=10))
+    assert full.startswith(str(cut)) and len(cut) < len(full)
+    assert cut.metadata["finish_reason"] == "length" and full.metadata["finish_reason"] == "stop"
+    assert 5 <= cut.tokens_out <= 12
+
+
+def test_history_is_mentioned(mock):
+    history = [
+        {"role": "user", "content": "Explain recursion"},
+        {"role": "assistant", "content": "..."},
+        {"role": "user", "content": "Tell me about stacks"},
+        {"role": "assistant", "content": "..."},
+    ]
+    answer = run(mock.ask("And what about loops?", history=history))
+    assert answer.startswith("Earlier you asked about “stacks” (and 1 other question before that).")
+    assert "## Loops" in answer
+    plain = run(mock.ask("And what about loops?"))
+    assert "Earlier" not in plain
+    assert answer.tokens_in > plain.tokens_in
+
+
+@pytest.mark.parametrize(
+    ("system", "expect"),
+    [
+        ("Talk like a pirate", "Arr, matey!"),
+        ("Answer in French", "Bonjour"),
+        ("You are a helpful tutor", "Following the system instruction: “You are a helpful tutor”"),
+    ],
+)
+def test_system_changes_the_answer(mock, system, expect):
+    plain = run(mock.ask("Explain recursion"))
+    styled = run(mock.ask("Explain recursion", system=system))
+    assert expect in styled and expect not in plain
+
+
+def test_brief_system_shortens(mock):
+    plain = run(mock.ask("Explain recursion"))
+    brief = run(mock.ask("Explain recursion", system="Be brief."))
+    assert len(brief) < len(plain) / 3
+    assert "\n" not in brief.strip()
+    code = run(mock.ask("Write a python function that sorts names", system="concise"))
+    assert code.startswith("```python") and code.endswith("```")
+
+
+def test_temperature_picks_variants_deterministically(mock):
+    prompt = "Explain recursion"
+    zero = {str(run(mock.ask(prompt, temperature=0))) for _ in range(3)}
+    assert zero == {str(run(mock.ask(prompt)))}
+    temperatures = (0.3, 0.5, 0.7, 0.9, 1.1, 1.3)
+    variants = {run(mock.ask(prompt, temperature=t)).metadata["variant"] for t in temperatures}
+    assert len(variants) > 1
+    assert run(mock.ask(prompt, temperature=0.7)) == run(mock.ask(prompt, temperature=0.7))
+
+
+def test_token_counts_and_model(mock):
+    chunks, end, _ = collect(mock, "hello", model="mock-fast")
+    text = "".join(chunks)
+    assert end.model == "mock-fast"
+    assert end.tokens_out == (len(text) + 3) // 4
+    assert end.tokens_in == (len("hello") + 3) // 4
+    answer = run(mock.ask("hello"))
+    assert answer.model == "mock-1" and answer.backend == "mock"
+    assert run(mock.ask("hello", model="anything-goes")).model == "anything-goes"
+    assert run(mock.models()) == ["mock-1", "mock-fast"]
+
+
+# --------------------------------------------------------------------------- test hooks
+
+
+def test_fail_hook_raises_non_retryable(mock):
+    chunks, end, error = collect(mock, "please [fail] now")
+    assert chunks == [] and end is None
+    assert isinstance(error, ProviderError) and error.retryable is False
+    assert "[fail]" in str(error)
+    response = run(mock.ask("[fail]"))
+    assert response.failed and "[fail]" in response.error and str(response) == ""
+
+
+def test_fail_after_three_chunks_keeps_partial_text(mock):
+    chunks, end, error = collect(mock, "Explain recursion [fail-after-3]")
+    assert len(chunks) == 3 and end is None
+    assert isinstance(error, ProviderError) and not error.retryable
+    response = run(mock.ask("Explain recursion [fail-after-3]"))
+    assert response.failed and str(response) == "".join(chunks)
+    assert "fail" not in "".join(chunks)  # the hook itself is not echoed
+
+
+def test_retryable_hook(mock):
+    _, _, error = collect(mock, "[fail-retryable] hi")
+    assert error.retryable and error.status == 503
+
+
+# --------------------------------------------------------------------------- echo
+
+
+def test_echo_backend(mock_module):
+    plugins.ensure_discovered()
+    echo = backend_registry.get("echo")
+    answer = run(echo.ask("one two three four"))
+    assert str(answer) == "one two three four"
+    assert answer.tokens_in == 4 and answer.tokens_out == 4
+    cut = run(echo.ask("one two three four", max_tokens=2))
+    assert str(cut) == "one two" and cut.metadata["finish_reason"] == "length"
+    chunks, end, _ = collect(echo, "one two three")
+    assert chunks == ["one", " two", " three"] and end.tokens_out == 3
+
+
+def test_mock_through_the_api():
+    from ttt_magic import api
+
+    answer = api.ask("Write a SQL query that lists users", backend="mock")
+    assert answer.succeeded and "```sql" in answer and answer.backend == "mock"
+    assert answer.tokens_out and answer.tokens_in
+    failed = api.ask("[fail]", backend="mock")
+    assert failed.failed and "[fail]" in failed.error
