@@ -1,0 +1,775 @@
+"""The selectors panel and the ask box: ipywidgets front ends to the configuration and the API.
+
+``panel()`` edits the runtime configuration (backend, model, streaming) and the
+session's request defaults (temperature, max tokens, system prompt); it also
+follows changes made elsewhere (``%ttt_config key=value``, ``configure()``)
+through ``config.subscribe``, so the configuration stays the single source of
+truth. ``ask_box()`` is a small chat front end for teaching demos and Voila.
+
+Threading rule (ipykernel 7 drops or misroutes widget and output messages sent
+from other threads, ipywidgets #4020, ipykernel #1450): widgets are touched only
+from the kernel's main thread. Slow work (listing a backend's models) runs as a
+coroutine on the kernel's own running loop that awaits the result computed on
+the runner's loop; configuration callbacks arriving from another thread are
+handed to the kernel loop with ``call_soon_threadsafe``. The ask box streams
+with ``astream`` on the kernel loop itself, so its updates are on the main
+thread too, and the kernel stays free to run cells and to hear the Stop button.
+
+ipywidgets is imported when a widget is built, never when this module is
+imported, so ``%load_ext ttt_magic`` stays light and works without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+__all__ = [
+    "WIDGETS_HINT",
+    "AskBox",
+    "SelectorsPanel",
+    "ask_box",
+    "available",
+    "panel",
+    "request_defaults",
+    "session_defaults",
+    "set_default",
+]
+
+#: One line telling how to get the widgets, for ``%ttt_config`` without ipywidgets.
+WIDGETS_HINT = "Install ipywidgets for the interactive panel: pip install 'ttt-magic[widgets]'"
+
+#: Request defaults that are not configuration keys (yet): the panel writes them,
+#: the ask box (and the API, if it chooses to) reads them through ``request_defaults()``.
+session_defaults: dict[str, Any] = {"temperature": None, "max_tokens": None, "system": None}
+
+#: How long one listing of a backend's models may take before the panel gives up (seconds).
+FETCH_TIMEOUT = 15.0
+#: Model lists already fetched, by backend name; the refresh button bypasses it.
+_model_cache: dict[str, list[str]] = {}
+
+AUTO = "auto"
+DEFAULT_MODEL = ""  # the model dropdown's value for "no default_model: the backend chooses"
+
+
+def available() -> bool:
+    """Whether ipywidgets can be imported (the ``widgets`` extra is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
+def _ipywidgets() -> Any:
+    try:
+        import ipywidgets
+    except ImportError as exc:
+        raise ImportError(WIDGETS_HINT) from exc
+    return ipywidgets
+
+
+# --------------------------------------------------------------------------- request defaults
+
+
+def _schema() -> dict[str, Any]:
+    from ..config import SCHEMA
+
+    return SCHEMA
+
+
+def get_default(key: str) -> Any:
+    """A request default: the configuration's value when it is a config key, else the session's."""
+    if key in _schema():
+        from ..config import get_config
+
+        return get_config().get(key)
+    return session_defaults.get(key)
+
+
+def set_default(key: str, value: Any) -> None:
+    """Set a request default (None unsets it): through ``configure()`` when it is a config key."""
+    if key in _schema():
+        from ..config import configure
+
+        configure(**{key: value})
+        return
+    if key not in session_defaults:
+        raise KeyError(f"unknown request default {key!r}; known: {', '.join(session_defaults)}")
+    session_defaults[key] = value
+    _notify_session_change()
+
+
+_session_listeners: list[Callable[[], None]] = []
+
+
+def _notify_session_change() -> None:
+    for callback in list(_session_listeners):
+        try:
+            callback()
+        except Exception:
+            pass
+
+
+def request_defaults() -> dict[str, Any]:
+    """temperature / max_tokens / system set in the panel (only those that are set)."""
+    return {k: v for k in session_defaults if (v := get_default(k)) is not None}
+
+
+# --------------------------------------------------------------------------- loops
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+async def _on_runner(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Await ``coro`` run on the runner's background loop, from any other loop."""
+    from .. import runner
+
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, runner.loop()))
+
+
+def _start(
+    coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop | None
+) -> asyncio.Task[Any] | None:
+    """Run ``coro`` on the kernel's loop without waiting; with no loop (a script), run it to the end now."""
+    running = _running_loop()
+    if running is not None:
+        return running.create_task(coro)
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        asyncio.run_coroutine_threadsafe(coro, loop)
+        return None
+    asyncio.run(coro)
+    return None
+
+
+# --------------------------------------------------------------------------- model lists
+
+
+def catalogue_models(backend: str) -> list[str]:
+    """Names of catalogue models that this backend serves (by provider)."""
+    from ..registry import PROVIDER_BACKENDS, model_registry
+
+    names = []
+    for info in model_registry.list_models():
+        provider = info.provider.lower()
+        if backend == AUTO or provider == backend or PROVIDER_BACKENDS.get(provider) == backend:
+            names.append(info.name)
+    return names
+
+
+async def fetch_models(backend: str) -> list[str]:
+    """``backend.models()`` (runs on the runner's loop, where the backend's HTTP clients live)."""
+    from ..registry import backend_registry
+
+    instance = backend_registry.get(backend)
+    models = await asyncio.wait_for(instance.models(), FETCH_TIMEOUT)
+    return [str(m) for m in models or []]
+
+
+def _backend_rows() -> list[tuple[str, bool, str | None]]:
+    """(name, available, reason) of every registered backend."""
+    from ..plugins import ensure_discovered
+    from ..registry import backend_registry
+
+    try:
+        ensure_discovered()
+    except Exception:  # a broken plugin must not break the panel; its backend is simply missing
+        pass
+    rows = []
+    for name in backend_registry.names():
+        ok, reason = backend_registry.availability(name)
+        rows.append((name, ok, reason))
+    return rows
+
+
+# --------------------------------------------------------------------------- the panel
+
+
+class SelectorsPanel:
+    """The controls of ``panel()`` and their two-way binding to the configuration.
+
+    ``widget`` is the ipywidgets container to display; the controls are
+    attributes (``backend``, ``model``, ``refresh``, ``status``, ``temperature``,
+    ``max_tokens``, ``stream``, ``system``) so tests and notebooks can drive them.
+    """
+
+    def __init__(self) -> None:
+        w = _ipywidgets()
+        from ..config import get_config, subscribe
+
+        self._loop = _running_loop()
+        self._syncing = False
+        self._generation = 0
+        self._models_for: str | None = None
+        self._fetched: dict[str, list[str]] = {}
+        self.pending: asyncio.Task[Any] | None = None
+        settings = get_config()
+        self._rows = _backend_rows()
+
+        wide = w.Layout(width="420px")
+        desc = {"description_width": "110px"}
+        self.backend = w.Dropdown(description="Backend", layout=wide, style=desc)
+        self.reason = w.HTML()
+        self.model = w.Dropdown(description="Model", layout=wide, style=desc)
+        self.refresh = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"),
+                                tooltip="List the backend's models again")
+        self.status = w.HTML()
+        self.use_temperature = w.Checkbox(description="Set temperature", indent=False,
+                                          layout=w.Layout(width="140px"))
+        self.temperature = w.FloatSlider(value=0.7, min=0.0, max=2.0, step=0.05, readout_format=".2f",
+                                         continuous_update=False, disabled=True,
+                                         layout=w.Layout(width="280px"))
+        self.max_tokens = w.BoundedIntText(value=0, min=0, max=10_000_000, description="Max tokens",
+                                           layout=w.Layout(width="260px"), style=desc)
+        self.stream = w.Checkbox(description="Stream answers as they arrive", indent=False)
+        self.system = w.Textarea(placeholder="System prompt (empty: none)", description="System prompt",
+                                 continuous_update=False, rows=3, layout=w.Layout(width="560px"), style=desc)
+        self.backends_table = w.HTML()
+        details = w.Accordion(children=[self.backends_table])
+        details.set_title(0, "All backends")
+        details.selected_index = None
+
+        for control, css in [
+            (self.backend, "ttt-backend"), (self.reason, "ttt-backend-reason"), (self.model, "ttt-model"),
+            (self.refresh, "ttt-refresh"), (self.status, "ttt-status"), (self.temperature, "ttt-temperature"),
+            (self.use_temperature, "ttt-use-temperature"), (self.max_tokens, "ttt-max-tokens"),
+            (self.stream, "ttt-stream"), (self.system, "ttt-system"), (details, "ttt-backends"),
+        ]:
+            control.add_class(css)
+
+        self.widget = w.VBox([
+            w.HTML("<b>ttt-magic settings</b> <small>(changes apply to the next question)</small>"),
+            self.backend, self.reason,
+            w.HBox([self.model, self.refresh]), self.status,
+            w.HBox([self.use_temperature, self.temperature]),
+            self.max_tokens, self.stream, self.system, details,
+        ])
+        self.widget.add_class("ttt-panel")
+        self.widget.ttt_panel = self  # reach the controller from the displayed widget
+
+        self._set_backend_options(settings.default_backend)
+        with self._quiet():
+            self._show_request_defaults()
+        self._sync(settings)
+
+        self.backend.observe(self._on_backend, names="value")
+        self.model.observe(self._on_model, names="value")
+        self.stream.observe(self._on_stream, names="value")
+        self.use_temperature.observe(self._on_temperature, names="value")
+        self.temperature.observe(self._on_temperature, names="value")
+        self.max_tokens.observe(self._on_max_tokens, names="value")
+        self.system.observe(self._on_system, names="value")
+        self.refresh.on_click(lambda _button: self.refresh_models(force=True))
+
+        ref = weakref.ref(self)
+
+        def on_config(_settings: Any) -> None:
+            me = ref()
+            if me is None:
+                unsubscribe()
+            else:
+                me._config_changed()
+
+        def on_session() -> None:
+            me = ref()
+            if me is not None:
+                me._run_on_kernel(me._session_changed)
+
+        unsubscribe = subscribe(on_config)
+        self._unsubscribe = unsubscribe
+        _session_listeners.append(on_session)
+        self._session_callback = on_session
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Change widgets without their observers writing back to the configuration."""
+        previous, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = previous
+
+    def _run_on_kernel(self, func: Callable[[], None]) -> None:
+        """Call ``func`` on the main thread: now if we are on it, else through the kernel's loop."""
+        if _on_main_thread() or self._loop is None or self._loop.is_closed():
+            func()
+        else:
+            self._loop.call_soon_threadsafe(func)
+
+    def close(self) -> None:
+        """Stop following the configuration and close the widgets."""
+        self._unsubscribe()
+        if self._session_callback in _session_listeners:
+            _session_listeners.remove(self._session_callback)
+        _close_tree(self.widget)
+
+    # ------------------------------------------------------------------ backend list
+
+    def _set_backend_options(self, wanted: str) -> None:
+        options = [("auto: choose per question", AUTO)]
+        for name, ok, _reason in self._rows:
+            options.append((f"{name} ✓ available" if ok else f"{name} ✗ unavailable", name))
+        if wanted not in [v for _, v in options]:
+            options.append((f"{wanted} ✗ not registered", wanted))
+        with self._quiet():
+            self.backend.options = options
+            self.backend.value = wanted
+        self._show_reason(wanted)
+        self.backends_table.value = self._table_html()
+
+    def _table_html(self) -> str:
+        lines = ["<table class='ttt-backends-table'><tr><th>backend</th><th>status</th><th>reason</th></tr>"]
+        for name, ok, reason in self._rows:
+            state = "available" if ok else "unavailable"
+            lines.append(f"<tr><td>{html.escape(name)}</td><td>{state}</td>"
+                         f"<td>{html.escape(reason or '')}</td></tr>")
+        lines.append("</table>")
+        return "".join(lines)
+
+    def _show_reason(self, name: str) -> None:
+        if name == AUTO:
+            text = "The router picks a backend and model per question (ttt_magic.route() tells why)."
+        else:
+            row = next((r for r in self._rows if r[0] == name), None)
+            if row is None:
+                text = f"✗ {name!r} is not a registered backend."
+            elif row[1]:
+                text = f"✓ {name} is available."
+            else:
+                text = f"✗ {name} is unavailable: {row[2] or 'no reason given'}"
+        self.reason.value = f"<small>{html.escape(text)}</small>"
+
+    # ------------------------------------------------------------------ model list
+
+    def _model_options(self, backend: str, current: str | None) -> list[tuple[str, str]]:
+        label = "(automatic choice)" if backend == AUTO else f"(default of {backend})"
+        options = [(label, DEFAULT_MODEL)]
+        names = catalogue_models(backend)
+        for extra in self._fetched.get(backend, []):
+            if extra not in names:
+                names.append(extra)
+        options += [(name, name) for name in names]
+        if current and current not in names:
+            options.append((f"{current} (from configuration)", current))
+        return options
+
+    def _set_model_options(self, backend: str, current: str | None) -> None:
+        with self._quiet():
+            self.model.options = self._model_options(backend, current)
+            self.model.value = current or DEFAULT_MODEL
+        self._models_for = backend
+
+    def refresh_models(self, force: bool = False) -> asyncio.Task[Any] | None:
+        """List the chosen backend's models without blocking the kernel; returns the task, if any.
+
+        In a kernel the listing runs on the runner's loop and is awaited by a
+        task on the kernel's loop, which alone touches the widgets. Without a
+        running loop (a plain script) it simply runs to the end.
+        """
+        name = self.backend.value
+        self._generation += 1
+        self.refresh.disabled = name == AUTO
+        if name == AUTO:
+            self.status.value = ""
+            return None
+        if not force and name in _model_cache:
+            self._fetched[name] = list(_model_cache[name])
+            self._apply_models(name)
+            return None
+        self.status.value = f"<small>Fetching models from {html.escape(name)}…</small>"
+        self.refresh.disabled = True
+        task = _start(self._fetch(name, self._generation), self._loop)
+        self.pending = task
+        return task
+
+    async def _fetch(self, name: str, generation: int) -> None:
+        error = None
+        found: list[str] = []
+        try:
+            found = await _on_runner(fetch_models(name))
+        except asyncio.CancelledError:
+            raise
+        except asyncio.TimeoutError:
+            error = f"no answer in {FETCH_TIMEOUT:.0f} s"
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+        if generation != self._generation:
+            return  # the backend was changed meanwhile: this list is stale
+        self.refresh.disabled = False
+        if error is not None:
+            self.status.value = (f"<small>✗ Could not list the models of {html.escape(name)}: "
+                                 f"{html.escape(error)}</small>")
+            self._fetched.pop(name, None)
+            self._apply_models(name, status=False)
+            return
+        _model_cache[name] = list(found)
+        self._fetched[name] = list(found)
+        self._apply_models(name)
+
+    def _apply_models(self, name: str, status: bool = True) -> None:
+        from ..config import get_config
+
+        current = get_config().default_model
+        self._set_model_options(name, current)
+        self.refresh.disabled = False
+        if status:
+            from_backend = self._fetched.get(name, [])
+            count = len(set(catalogue_models(name)) | set(from_backend))
+            self.status.value = (f"<small>{count} models for {html.escape(name)} "
+                                 f"({len(catalogue_models(name))} in the catalogue, "
+                                 f"{len(from_backend)} listed by the backend)</small>")
+
+    # ------------------------------------------------------------------ widget -> configuration
+
+    def _configure(self, **changes: Any) -> None:
+        from ..config import configure
+
+        try:
+            configure(**changes)
+        except Exception as exc:  # a bad value is shown, never raised into the comm handler
+            self.status.value = f"<small>✗ {html.escape(str(exc))}</small>"
+
+    def _on_backend(self, change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        from ..config import get_config
+
+        name = change["new"]
+        self._show_reason(name)
+        current = get_config().default_model
+        known = catalogue_models(name) + self._fetched.get(name, [])
+        keep = current if current and current in known else None
+        self._set_model_options(name, keep)
+        self._configure(default_backend=name, default_model=keep)
+        self.refresh_models()
+
+    def _on_model(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self._configure(default_model=change["new"] or None)
+
+    def _on_stream(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self._configure(stream=bool(change["new"]))
+
+    def _on_temperature(self, _change: dict[str, Any]) -> None:
+        self.temperature.disabled = not self.use_temperature.value
+        if not self._syncing:
+            self._set_request_default("temperature",
+                                      round(float(self.temperature.value), 4) if self.use_temperature.value
+                                      else None)
+
+    def _on_max_tokens(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self._set_request_default("max_tokens", int(change["new"]) or None)
+
+    def _on_system(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self._set_request_default("system", change["new"].strip() or None)
+
+    def _set_request_default(self, key: str, value: Any) -> None:
+        try:
+            with self._quiet():
+                set_default(key, value)
+        except Exception as exc:
+            self.status.value = f"<small>✗ {html.escape(str(exc))}</small>"
+
+    # ------------------------------------------------------------------ configuration -> widgets
+
+    def _config_changed(self) -> None:
+        self._run_on_kernel(self._resync)
+
+    def _resync(self) -> None:
+        from ..config import get_config
+
+        try:
+            self._sync(get_config())
+        except Exception as exc:
+            self.status.value = f"<small>✗ {html.escape(str(exc))}</small>"
+
+    def _sync(self, settings: Any) -> None:
+        """Show ``settings``: backend, model list and model, streaming, request defaults."""
+        backend = settings.default_backend
+        rows = _backend_rows()  # a plugin may have appeared, a key may have been set
+        if rows != self._rows or backend not in [v for _, v in self.backend.options] \
+                or backend != self.backend.value:
+            self._rows = rows
+            self._set_backend_options(backend)
+        current = settings.default_model
+        if self._models_for != backend:
+            self._set_model_options(backend, current)
+            self.refresh_models()
+        elif (current or DEFAULT_MODEL) != self.model.value:
+            self._set_model_options(backend, current)
+        with self._quiet():
+            self.stream.value = bool(settings.stream)
+            self._show_request_defaults()
+
+    def _session_changed(self) -> None:
+        with self._quiet():
+            self._show_request_defaults()
+
+    def _show_request_defaults(self) -> None:
+        temperature = get_default("temperature")
+        self.use_temperature.value = temperature is not None
+        self.temperature.disabled = temperature is None
+        if temperature is not None:
+            self.temperature.value = float(temperature)
+        self.max_tokens.value = int(get_default("max_tokens") or 0)
+        self.system.value = get_default("system") or ""
+
+
+def _close_tree(widget: Any) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
+
+
+def panel() -> Any:
+    """The selectors panel (an ipywidgets ``VBox``; its controller is ``.ttt_panel``)."""
+    return SelectorsPanel().widget
+
+
+# --------------------------------------------------------------------------- the ask box
+
+
+class _Throttle:
+    """When to redraw a growing answer: the first text at once, then at most ~20 times a second.
+
+    The interval grows with the text's length, so the bytes re-sent stay near
+    linear in the answer's size even for long answers.
+    """
+
+    def __init__(self, base: float = 0.05, per_char: float = 1 / 200_000) -> None:
+        self.base = base
+        self.per_char = per_char
+        self.last: float | None = None
+
+    def wait(self, size: int, now: float | None = None) -> float:
+        """Seconds until the next redraw is allowed (0: now)."""
+        now = time.monotonic() if now is None else now
+        if self.last is None:
+            return 0.0
+        return max(0.0, self.last + self.base + size * self.per_char - now)
+
+    def mark(self, now: float | None = None) -> None:
+        self.last = time.monotonic() if now is None else now
+
+
+def _markdown_bundle(text: str) -> dict[str, Any]:
+    data = {"text/markdown": text, "text/plain": text}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+class _Turn:
+    """One question and its answer in the ask box.
+
+    The answer is an ``Output`` widget holding one text/markdown output, replaced
+    on each redraw: the front end (JupyterLab, Notebook 7, Voila) renders and
+    sanitizes the Markdown, so model output can never inject script.
+    """
+
+    def __init__(self, w: Any, prompt: str) -> None:
+        self.question = w.HTML(f"<b>You:</b> {html.escape(prompt)}")
+        self.question.add_class("ttt-question")
+        self.answer = w.Output()
+        self.answer.add_class("ttt-answer")
+        self.footer = w.HTML()
+        self.footer.add_class("ttt-answer-footer")
+        self.widget = w.VBox([self.question, self.answer, self.footer])
+        self.widget.add_class("ttt-turn")
+
+    def show(self, text: str) -> None:
+        self.answer.outputs = (_markdown_bundle(text),)
+
+
+def _footer(response: Any) -> str:
+    parts = [p for p in (response.backend, response.model) if p]
+    if response.tokens_out is not None:
+        parts.append(f"{response.tokens_out} tokens")
+    if response.time_taken is not None:
+        parts.append(f"{response.time_taken:.1f} s")
+    if response.cost:
+        parts.append(f"${response.cost:.4f}")
+    return " · ".join(html.escape(str(p)) for p in parts)
+
+
+class AskBox:
+    """Prompt, Ask/Stop/New buttons, and the conversation as rendered Markdown.
+
+    ``chat`` is the ``ttt_magic.chat`` conversation; completed answers enter its
+    history. Asking never blocks the kernel: the answer streams in a task on the
+    kernel's loop, which the Stop button cancels (what arrived is kept, marked
+    stopped).
+    """
+
+    STOPPED = "*(stopped: partial answer)*"
+
+    def __init__(self, system: str | None = None, model: str | None = None, backend: str | None = None,
+                 **defaults: Any) -> None:
+        w = _ipywidgets()
+        from ..api import chat
+
+        self._w = w
+        self._loop = _running_loop()
+        self._own_system = system is not None
+        self.chat = chat(system=system, model=model, backend=backend, **defaults)
+        self.task: asyncio.Task[Any] | None = None
+        self.last_response: Any = None
+        self._turn: _Turn | None = None
+
+        self.prompt = w.Textarea(placeholder="Ask a question, then press Ask", rows=3,
+                                 layout=w.Layout(width="100%"))
+        self.ask_button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.new_button = w.Button(description="New conversation", icon="eraser")
+        self.status = w.HTML()
+        self.transcript = w.VBox([])
+        for control, css in [(self.prompt, "ttt-prompt"), (self.ask_button, "ttt-ask"),
+                             (self.stop_button, "ttt-stop"), (self.new_button, "ttt-new"),
+                             (self.status, "ttt-askbox-status"), (self.transcript, "ttt-transcript")]:
+            control.add_class(css)
+        self.widget = w.VBox([self.transcript, self.prompt,
+                              w.HBox([self.ask_button, self.stop_button, self.new_button]), self.status])
+        self.widget.add_class("ttt-askbox")
+        self.widget.ttt_askbox = self
+
+        self.ask_button.on_click(lambda _b: self.ask())
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.new_button.on_click(lambda _b: self.reset())
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def ask(self, prompt: str | None = None) -> asyncio.Task[Any] | None:
+        """Ask ``prompt`` (default: the text box's contents); returns the streaming task."""
+        text = (self.prompt.value if prompt is None else prompt).strip()
+        if not text:
+            self.status.value = "<small>Type a question first.</small>"
+            return None
+        if self.busy:
+            self.status.value = "<small>Still answering: press Stop first.</small>"
+            return None
+        if prompt is None:
+            self.prompt.value = ""
+        turn = _Turn(self._w, text)
+        self._turn = turn
+        self.transcript.children = (*self.transcript.children, turn.widget)
+        self.ask_button.disabled = True
+        self.stop_button.disabled = False
+        self.status.value = "<small>Answering…</small>"
+        task = _start(self._answer(text, turn), self._loop)
+        self.task = task
+        return task
+
+    def stop(self) -> None:
+        """Cancel the answer being streamed; the text so far stays, marked stopped."""
+        if self.busy:
+            assert self.task is not None
+            self.task.cancel()
+
+    def reset(self) -> None:
+        """Forget the conversation and clear the transcript."""
+        self.stop()
+        self.chat.reset()
+        self.transcript.children = ()
+        self.status.value = "<small>New conversation.</small>"
+
+    def _request_options(self) -> dict[str, Any]:
+        options = request_defaults()
+        if self._own_system:
+            options.pop("system", None)
+        return options
+
+    async def _answer(self, prompt: str, turn: _Turn) -> None:
+        from ..config import get_config
+
+        parts: list[str] = []
+        stopped = False
+        response = None
+        throttle = _Throttle()
+        pending: asyncio.TimerHandle | None = None
+        loop = asyncio.get_running_loop()
+
+        def redraw() -> None:
+            nonlocal pending
+            pending = None
+            turn.show("".join(parts))
+            throttle.mark()
+
+        stream = None
+        try:
+            if get_config().stream:
+                stream = self.chat.astream(prompt, **self._request_options())
+                async for chunk in stream:
+                    parts.append(chunk)
+                    delay = throttle.wait(sum(map(len, parts)))
+                    if delay == 0:
+                        if pending is not None:
+                            pending.cancel()
+                        redraw()
+                    elif pending is None:
+                        pending = loop.call_later(delay, redraw)
+                response = stream.response
+            else:
+                response = await self.chat.aask(prompt, **self._request_options())
+                parts = [response.text]
+        except asyncio.CancelledError:
+            stopped = True
+            if stream is not None:
+                try:
+                    await stream.aclose()  # no-op when the stream already closed itself
+                except BaseException:
+                    pass
+                response = stream.response
+        except Exception as exc:  # bad arguments (UsageError) and the like: shown, not raised
+            turn.show(f"**Error:** {exc}")
+            self.status.value = ""
+            self._finish()
+            return
+        finally:
+            if pending is not None:
+                pending.cancel()
+        self.last_response = response
+        if response is not None:
+            import ttt_magic
+
+            ttt_magic.last_response = response
+        text = "".join(parts)
+        if stopped:
+            turn.show(f"{text}\n\n{self.STOPPED}" if text else self.STOPPED)
+            self.status.value = "<small>Stopped.</small>"
+        elif response is not None and response.failed:
+            turn.show(f"{text}\n\n**Error:** {response.error}" if text else f"**Error:** {response.error}")
+            self.status.value = ""
+        else:
+            turn.show(text)
+            self.status.value = ""
+        if response is not None:
+            turn.footer.value = f"<small>{_footer(response)}</small>"
+        self._finish()
+
+    def _finish(self) -> None:
+        self.ask_button.disabled = False
+        self.stop_button.disabled = True
+
+
+def ask_box(system: str | None = None, model: str | None = None, backend: str | None = None,
+            **defaults: Any) -> Any:
+    """A chat box (ipywidgets ``VBox``; its controller is ``.ttt_askbox``) for demos and Voila."""
+    return AskBox(system=system, model=model, backend=backend, **defaults).widget
