@@ -154,6 +154,17 @@ def test_parse_message_non_stream_body():
     assert (end.tokens_in, end.tokens_out, end.finish_reason) == (3, 2, "end_turn")
 
 
+def test_refusal_is_withheld_with_partial_text_count():
+    state = an.MessageStream(model="claude-x")
+    state.handle("content_block_delta", {"delta": {"type": "text_delta", "text": "abc"}})
+    state.handle("message_delta", {"delta": {"stop_reason": "refusal"}, "usage": {"output_tokens": 1}})
+    state.handle("message_stop", {})
+    assert state.end().finish_reason == "refusal"
+    err = state.withheld()
+    assert err.kind == "blocked" and "refusal" in str(err) and "3 characters" in str(err)
+    assert an.MessageStream().withheld() is None
+
+
 def test_parse_message_error_body_and_garbage():
     with pytest.raises(ProviderError) as info:
         an.parse_message({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})

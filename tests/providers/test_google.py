@@ -82,23 +82,31 @@ def test_max_tokens_is_a_finish_reason_not_an_error():
 
 
 @pytest.mark.parametrize("reason", ["SAFETY", "RECITATION", "PROHIBITED_CONTENT"])
-def test_withheld_answer_raises_blocked_after_partial_text(reason):
+def test_withheld_answer_is_an_error_after_partial_text(reason):
     state = gg.GenerateStream(model="gemini-2.5-flash")
     assert state.handle(chunk("Partial")) == "Partial"
-    state.handle(chunk(finish=reason))
-    with pytest.raises(ProviderError) as info:
-        state.end()
-    err = info.value
+    state.handle(chunk(finish=reason, usage={"promptTokenCount": 3, "candidatesTokenCount": 1}))
+    end = state.end()
+    assert end.finish_reason == reason and end.metadata["blocked"] == "answer" and end.tokens_in == 3
+    err = state.withheld()
     assert err.kind == "blocked" and not err.retryable
     assert "answer was blocked" in str(err) and reason in str(err) and "7 characters" in str(err)
 
 
-def test_blocked_prompt_raises():
+def test_blocked_prompt_is_an_error_with_usage():
     state = gg.GenerateStream()
-    with pytest.raises(ProviderError) as info:
-        state.handle({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 8}})
-    assert "prompt was blocked" in str(info.value) and info.value.kind == "blocked"
-    assert state.tokens_in == 8
+    assert state.handle({"promptFeedback": {"blockReason": "SAFETY"},
+                         "usageMetadata": {"promptTokenCount": 8}}) is None
+    end = state.end()
+    assert end.finish_reason == "SAFETY" and end.tokens_in == 8 and end.metadata["blocked"] == "prompt"
+    err = state.withheld()
+    assert "prompt was blocked" in str(err) and err.kind == "blocked"
+
+
+def test_whole_answer_is_not_withheld():
+    state = gg.GenerateStream()
+    state.handle(chunk("ok", finish="STOP"))
+    assert state.withheld() is None
 
 
 def test_error_chunk_is_classified():
@@ -124,7 +132,7 @@ def test_parse_response_non_stream():
     assert text == "Whole answer" and end.tokens_out == 2
     with pytest.raises(ProviderError) as info:
         gg.parse_response(chunk("some", finish="SAFETY"))
-    assert info.value.partial_text == "some"
+    assert info.value.partial_text == "some" and info.value.end.finish_reason == "SAFETY"
 
 
 # --------------------------------------------------------------------------- backend identity

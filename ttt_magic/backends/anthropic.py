@@ -157,6 +157,14 @@ def stream_error(data: dict[str, Any], *, model: str | None = None) -> ProviderE
     return ProviderError(f"Anthropic error{where} ({kind}): {message}", hint=hint, status=status, kind=kind)
 
 
+def refusal_error(model: str | None, chars: int) -> ProviderError:
+    kept = f" (the {chars} characters received before it are kept)" if chars else ""
+    return ProviderError(
+        f"The answer was stopped by {model or 'Claude'} (stop_reason: refusal){kept}.",
+        hint="Rephrase the prompt, or try another model or backend.", retryable=False, kind="blocked",
+    )
+
+
 class MessageStream:
     """Interprets the events of one streamed Message, in order.
 
@@ -217,6 +225,12 @@ class MessageStream:
         if kind == "error":
             raise stream_error(data, model=self.model)
         return None  # ping, content_block_stop, and event types added later
+
+    def withheld(self) -> ProviderError | None:
+        """The error for an answer Claude's safety classifiers stopped (``stop_reason: refusal``)."""
+        if self.stop_reason != "refusal":
+            return None
+        return refusal_error(self.model, self.chars)
 
     def _usage(self, usage: dict[str, Any]) -> None:
         tokens_in = _input_tokens(usage)
@@ -424,7 +438,14 @@ class AnthropicBackend(BaseBackend):
                 text = state.handle(event.event, data)
                 if text:
                     yield text
-        yield state.end()
+        end = state.end()
+        cost = model_cost(name, end.tokens_in, end.tokens_out)
+        if cost is not None:
+            end.metadata["cost"] = cost
+        yield end  # usage and stop reason first: the router keeps them with any error below
+        withheld = state.withheld()
+        if withheld is not None:
+            raise withheld
 
     async def ask(
         self,
@@ -452,6 +473,10 @@ class AnthropicBackend(BaseBackend):
             text, end = parse_message(body, model=name)
         except ProviderError as exc:
             return self.failure(exc, model=name)
+        if end.finish_reason == "refusal":
+            failed = self.failure(refusal_error(name, len(text)), model=name, text=text)
+            failed.metadata.update(end.metadata, finish_reason="refusal")
+            return failed
         return response_from_end(text, end, backend=self.name, started=started)
 
     # -- discovery

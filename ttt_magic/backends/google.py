@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from ..errors import BackendUnavailable, ProviderError
 from ..models import AIResponse, Message, StreamEnd
-from .anthropic import configured_default, loads_or_none, resolve_model, response_from_end
+from .anthropic import configured_default, loads_or_none, model_cost, resolve_model, response_from_end
 from .base import BaseBackend
 
 __all__ = [
@@ -153,10 +153,11 @@ def blocked_error(reason: str, *, prompt: bool, model: str | None = None,
 class GenerateStream:
     """Interprets the chunks of one ``streamGenerateContent`` answer, in order.
 
-    ``handle`` returns the text a chunk adds; it raises ``ProviderError`` for an
-    error chunk or a blocked prompt. ``end()`` reports usage and the finish
-    reason, raising for a withheld answer or a stream that stopped before any
-    chunk carried a ``finishReason``.
+    ``handle`` returns the text a chunk adds and raises ``ProviderError`` for an
+    error chunk. ``end()`` reports usage and the finish reason (raising for a
+    stream that stopped before any chunk carried one); ``withheld()`` then
+    gives the error for an answer or prompt Gemini blocked, or ``None``. Two
+    steps, so the caller can report usage and the reason before the error.
     """
 
     def __init__(self, model: str | None = None) -> None:
@@ -164,6 +165,7 @@ class GenerateStream:
         self.provider_model: str | None = None
         self.response_id: str | None = None
         self.finish_reason: str | None = None
+        self.prompt_blocked = False
         self.usage: dict[str, Any] = {}
         self.chars = 0
         self.safety: list[Any] | None = None
@@ -180,7 +182,8 @@ class GenerateStream:
         feedback = data.get("promptFeedback") or {}
         if feedback.get("blockReason"):
             self.finish_reason = str(feedback["blockReason"])
-            raise blocked_error(self.finish_reason, prompt=True, model=self.model)
+            self.prompt_blocked = True
+            self.safety = feedback.get("safetyRatings") or self.safety
         candidates = data.get("candidates") or []
         if not candidates or not isinstance(candidates[0], dict):
             return None
@@ -216,17 +219,27 @@ class GenerateStream:
                 f"The Gemini stream ended without a finish reason{got}: the answer is incomplete.",
                 retryable=True, kind="truncated",
             )
-        if self.finish_reason in BLOCKING_REASONS:
-            raise blocked_error(self.finish_reason, prompt=False, model=self.model, text_so_far=self.chars)
         metadata: dict[str, Any] = {"provider": PROVIDER}
         if self.provider_model:
             metadata["provider_model"] = self.provider_model
         if self.response_id:
             metadata["response_id"] = self.response_id
+        if self.withheld() is not None:
+            metadata["blocked"] = "prompt" if self.prompt_blocked else "answer"
+            if self.safety:
+                metadata["safety_ratings"] = self.safety
         return StreamEnd(
             model=self.model, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
             finish_reason=self.finish_reason, metadata=metadata,
         )
+
+    def withheld(self) -> ProviderError | None:
+        """The error for a blocked prompt or a withheld answer; ``None`` when the answer is whole."""
+        if self.prompt_blocked:
+            return blocked_error(self.finish_reason or "unknown", prompt=True, model=self.model)
+        if self.finish_reason in BLOCKING_REASONS:
+            return blocked_error(self.finish_reason, prompt=False, model=self.model, text_so_far=self.chars)
+        return None
 
 
 def parse_response(body: Any, *, model: str | None = None) -> tuple[str, StreamEnd]:
@@ -237,11 +250,13 @@ def parse_response(body: Any, *, model: str | None = None) -> tuple[str, StreamE
     """
     state = GenerateStream(model=model)
     text = state.handle(body) or ""
-    try:
-        return text, state.end()
-    except ProviderError as exc:
-        exc.partial_text = text  # type: ignore[attr-defined]
-        raise
+    end = state.end()
+    error = state.withheld()
+    if error is not None:
+        error.partial_text = text  # type: ignore[attr-defined]
+        error.end = end  # type: ignore[attr-defined]
+        raise error
+    return text, end
 
 
 # --------------------------------------------------------------------------- backend
@@ -370,7 +385,14 @@ class GeminiBackend(BaseBackend):
                 text = state.handle(data)
                 if text:
                     yield text
-        yield state.end()
+        end = state.end()
+        withheld = state.withheld()
+        cost = model_cost(name, end.tokens_in, end.tokens_out)
+        if cost is not None:
+            end.metadata["cost"] = cost
+        yield end  # usage and finish reason first: the router keeps them with the error
+        if withheld is not None:
+            raise withheld
 
     async def ask(
         self,
@@ -396,7 +418,12 @@ class GeminiBackend(BaseBackend):
                 )
             text, end = parse_response(body, model=name)
         except ProviderError as exc:
-            return self.failure(exc, model=name, text=getattr(exc, "partial_text", ""))
+            failed = self.failure(exc, model=name, text=getattr(exc, "partial_text", ""))
+            end = getattr(exc, "end", None)
+            if end is not None:  # a blocked answer still reports usage and why
+                failed.tokens_in, failed.tokens_out = end.tokens_in, end.tokens_out
+                failed.metadata.update(end.metadata, finish_reason=end.finish_reason)
+            return failed
         return response_from_end(text, end, backend=self.name, started=started)
 
     # -- discovery
