@@ -165,7 +165,8 @@ class AnswerStream:
         try:
             chunk = next(self._iterator)
         except StopIteration:
-            self._done(self._outcome.response or _interrupted(self.text, self.route))
+            final = self._outcome.response  # an empty failed AIResponse is falsy: test for None
+            self._done(final if final is not None else _interrupted(self.text, self.route))
             raise
         except BaseException:
             self._stop()
@@ -248,7 +249,8 @@ class AsyncAnswerStream:
         try:
             chunk = await self._agen.__anext__()
         except StopAsyncIteration:
-            self._done(self._outcome.response or _interrupted(self.text, self.route))
+            final = self._outcome.response  # an empty failed AIResponse is falsy: test for None
+            self._done(final if final is not None else _interrupted(self.text, self.route))
             raise
         except BaseException:
             await self.aclose()
