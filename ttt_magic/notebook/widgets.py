@@ -179,6 +179,21 @@ async def fetch_models(backend: str) -> list[str]:
     return [str(m) for m in models or []]
 
 
+def _register_listed_model(name: str, backend: str) -> None:
+    """Make a model that only the backend listed (not the catalogue) known to the registry.
+
+    The router resolves ``default_model`` through the registry; a name it does
+    not know would be dropped, so the chosen model is added with the backend as
+    its provider (which routes to that backend).
+    """
+    from ..models import ModelInfo
+    from ..registry import model_registry
+
+    if name and backend != AUTO and model_registry.get_model(name) is None:
+        model_registry.add_model(ModelInfo(name=name, provider=backend,
+                                           description=f"listed by the {backend} backend"))
+
+
 def _backend_rows() -> list[tuple[str, bool, str | None]]:
     """(name, available, reason) of every registered backend."""
     from ..plugins import ensure_discovered
@@ -460,6 +475,7 @@ class SelectorsPanel:
 
     def _on_model(self, change: dict[str, Any]) -> None:
         if not self._syncing:
+            _register_listed_model(change["new"], self.backend.value)
             self._configure(default_model=change["new"] or None)
 
     def _on_stream(self, change: dict[str, Any]) -> None:
