@@ -1,1 +1,36 @@
 """Fake provider servers for tests: real HTTP on 127.0.0.1 (see ``server.py``)."""
+
+#: An API key that must never appear in any output, log, repr or error message.
+SENTINEL_KEY = "sk-test-SENTINEL-7f3a9c1e5b2d4680aa"
+
+
+def run(coro):
+    """Run ``coro`` on a fresh event loop, closing that loop's pooled HTTP client at the end."""
+    import asyncio
+
+    async def main():
+        from ttt_magic.backends import http
+
+        try:
+            return await coro
+        finally:
+            await http.aclose_clients()
+
+    return asyncio.run(main())
+
+
+async def collect(agen):
+    """(text chunks, StreamEnd or None, ProviderError or None) of a backend's ``astream``."""
+    from ttt_magic.errors import ProviderError
+    from ttt_magic.models import StreamEnd
+
+    parts, end, error = [], None, None
+    try:
+        async for item in agen:
+            if isinstance(item, StreamEnd):
+                end = item
+            else:
+                parts.append(item)
+    except ProviderError as exc:
+        error = exc
+    return parts, end, error

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.fakes import SENTINEL_KEY
 from tests.fakes.server import FakeServer
 
 T = TypeVar("T", bound=FakeServer)
@@ -36,3 +37,28 @@ def fake_factory() -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def fake_server(fake_factory: Callable[..., FakeServer]) -> FakeServer:
     return fake_factory(FakeServer)
+
+
+@pytest.fixture
+def openai_fake(fake_factory: Callable[..., Any]) -> Any:
+    from tests.fakes.openai_fake import OpenAIFake
+
+    return fake_factory(OpenAIFake, api_key=SENTINEL_KEY)
+
+
+@pytest.fixture
+def ollama_fake(fake_factory: Callable[..., Any]) -> Any:
+    from tests.fakes.ollama_fake import OllamaFake
+
+    return fake_factory(OllamaFake)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pools() -> Iterator[None]:
+    """Forget cached Ollama probes; pooled clients die with each test's event loop."""
+    yield
+    import sys
+
+    ollama = sys.modules.get("ttt_magic.backends.ollama")
+    if ollama is not None:
+        ollama.forget_probes()
