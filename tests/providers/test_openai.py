@@ -23,7 +23,13 @@ from ttt_magic.backends.openai import (
 )
 from ttt_magic.errors import BackendUnavailable, ProviderError
 from ttt_magic.models import StreamEnd
+from ttt_magic.registry import model_registry
 from ttt_magic.secrets import Secret
+
+
+def price() -> float:
+    """The fake's usage (12 in, 4 out) at the catalogue's gpt-4o-mini prices."""
+    return model_registry.get_model("gpt-4o-mini").cost(12, 4)
 
 
 def backend_for(fake: OpenAIFake, **extra) -> OpenAIBackend:
@@ -46,7 +52,7 @@ def test_stream_text_usage_cost_and_request(openai_fake):
     assert parts == ["Hello", ", ", "world", "!"]
     assert isinstance(end, StreamEnd)
     assert (end.model, end.tokens_in, end.tokens_out, end.finish_reason) == ("gpt-4o-mini", 12, 4, "stop")
-    assert end.metadata["cost"] == pytest.approx((12 * 0.15 + 4 * 0.60) / 1e6)
+    assert end.metadata["cost"] == pytest.approx(price())
     assert end.metadata["provider_model"] == "gpt-4o-mini"
     req = openai_fake.last
     assert (req.method, req.path) == ("POST", "/v1/chat/completions")
@@ -84,7 +90,7 @@ def test_non_stream_ask(openai_fake):
     assert answer.succeeded and answer == "Hello, world!"
     assert (answer.backend, answer.model) == ("openai", "gpt-4o-mini")
     assert (answer.tokens_in, answer.tokens_out) == (12, 4)
-    assert answer.cost == pytest.approx((12 * 0.15 + 4 * 0.60) / 1e6)
+    assert answer.cost == pytest.approx(price())
     assert answer.metadata["finish_reason"] == "stop"
     assert "stream" not in openai_fake.last.json
 
@@ -388,7 +394,7 @@ def test_ask_stream_and_chat_through_the_api(via_api):
     answer = ttt_magic.ask("Hi", backend="openai", model="gpt-4o-mini")
     assert answer.succeeded and answer == "Hello, world!"
     assert (answer.backend, answer.tokens_in, answer.tokens_out) == ("openai", 12, 4)
-    assert answer.cost == pytest.approx((12 * 0.15 + 4 * 0.60) / 1e6)
+    assert answer.cost == pytest.approx(price())
 
     chunks = ttt_magic.stream("Hi", backend="openai", model="gpt-4o-mini")
     assert list(chunks) == ["Hello", ", ", "world", "!"]
