@@ -1,0 +1,606 @@
+"""The IPython magics: ``%%ask``/``%ask``, ``%ttt_config``, ``%ttt_models``, ``%ttt_status``, ``%ttt_askbox``.
+
+Loading must cost almost nothing, so this module imports only IPython and
+traitlets (already loaded by any IPython) and our small rendering helpers;
+``ttt_magic.api``, the config, registries, YAML and widgets are imported
+inside the magic functions, on first use.
+
+Settings can also come from IPython's own configuration system:
+``%config TTTMagics.default_backend = "mock"`` or, in ``ipython_config.py``,
+``c.TTTMagics.stream = False``. Each such trait is mirrored into
+``ttt_magic.configure()`` (the highest configuration layer); ``None`` leaves
+the setting to files, environment and defaults.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe
+
+from .render import FORMATS, StreamView, TerminalView, error_bundle, extract_code
+
+__all__ = ["DEFAULT_CHAT", "TTTMagics", "load_ipython_extension", "split_line", "unload_ipython_extension"]
+
+DEFAULT_CHAT = "default"
+WIDGETS_HINT = "pip install 'ttt-magic[widgets]' for the selector panel"
+_MIRRORED = ("default_backend", "default_model", "stream", "footer", "timeout", "raise_on_error",
+             "interpolation_limit")
+
+
+# --------------------------------------------------------------------------- option parsing
+
+
+def _read_token(line: str, pos: int) -> tuple[str, int]:
+    """One shell-like word starting at ``pos`` (quotes group, and are removed); returns (word, end)."""
+    out: list[str] = []
+    n = len(line)
+    while pos < n and not line[pos].isspace():
+        char = line[pos]
+        if char in "'\"":
+            close = line.find(char, pos + 1)
+            if close < 0:
+                out.append(line[pos + 1 :])
+                pos = n
+                break
+            out.append(line[pos + 1 : close])
+            pos = close + 1
+        else:
+            out.append(char)
+            pos += 1
+    return "".join(out), pos
+
+
+def split_line(line: str, parser: Any) -> tuple[list[str], str]:
+    """Split ``%ask`` options from the prompt: options first, the rest of the line verbatim.
+
+    The prompt is not tokenised, so apostrophes and quotes in it survive
+    (``%ask what's {x}?``). An option taking a value consumes the next word
+    (quotes allowed: ``-s "be brief"``). ``-c``/``--chat`` never takes the next
+    word on a line (it would be the prompt's first word): write ``--chat=NAME``
+    or ``-cNAME``. ``--`` ends the options.
+    """
+    actions = parser._option_string_actions
+    tokens: list[str] = []
+    pos, n = 0, len(line)
+    while True:
+        while pos < n and line[pos].isspace():
+            pos += 1
+        if pos >= n or line[pos] != "-":
+            break
+        word, end = _read_token(line, pos)
+        if word == "--":
+            pos = end
+            break
+        name = word.split("=", 1)[0]
+        action = actions.get(name)
+        if action is None and not word.startswith("--") and word[:2] in actions:
+            action, name = actions[word[:2]], word[:2]  # -cNAME, -t0.5
+            if action.nargs == 0:
+                action = None
+        if action is None:
+            break  # "-1 is negative?": the prompt starts here
+        tokens.append(word)
+        pos = end
+        takes_value = action.nargs is None or action.nargs == 1
+        attached = "=" in word or (name != word and not word.startswith("--"))
+        if takes_value and not attached:
+            while pos < n and line[pos].isspace():
+                pos += 1
+            if pos < n:
+                value, pos = _read_token(line, pos)
+                tokens.append(value)
+    return tokens, line[pos:].strip()
+
+
+# --------------------------------------------------------------------------- the magics
+
+
+@magics_class
+class TTTMagics(Magics):
+    """ttt-magic's magics; its traits mirror settings into ``ttt_magic.configure()``."""
+
+    default_backend = Unicode(None, allow_none=True, help="Backend used when none is given.")
+    default_model = Unicode(None, allow_none=True, help="Model or alias used when none is given.")
+    stream = Bool(None, allow_none=True, help="Stream answers as they arrive (False: one final output).")
+    footer = Bool(None, allow_none=True, help="Show model, backend, tokens, time and cost under answers.")
+    timeout = Float(None, allow_none=True, help="Seconds allowed for each attempt.")
+    raise_on_error = Bool(None, allow_none=True, help="Make failed answers raise (for CI).")
+    interpolation_limit = Int(None, allow_none=True, help="Characters of one {variable} before truncation.")
+    for _trait in (default_backend, default_model, stream, footer, timeout, raise_on_error,
+                   interpolation_limit):
+        _trait.tag(config=True)
+    del _trait
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        self._ready = False
+        super().__init__(shell=shell, **kwargs)
+        self.chats: dict[str, Any] = {}
+        self.session = {"calls": 0, "failures": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+        self.view_factory: Any = None  # tests may substitute how answers are shown
+        self._ready = True
+        values = {name: getattr(self, name) for name in _MIRRORED if getattr(self, name) is not None}
+        if values:
+            from ..config import configure
+
+            configure(**values)
+
+    @observe(*_MIRRORED)
+    def _mirror(self, change: Any) -> None:
+        if not getattr(self, "_ready", False):
+            return
+        from ..config import configure
+        from ..errors import ConfigError
+
+        try:
+            configure(**{change["name"]: change["new"]})
+        except ConfigError as exc:
+            raise TraitError(str(exc)) from None
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def rich(self) -> bool:
+        """True in a Jupyter kernel (displays); False in terminal IPython (stdout)."""
+        shell = self.shell
+        if shell is None:
+            return False
+        return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
+
+    def _show(self, data: dict[str, Any], plain: str | None = None) -> None:
+        if self.rich:
+            from IPython.display import display
+
+            display(data, raw=True)
+        else:
+            print(plain if plain is not None else data.get("text/plain", ""))
+
+    def _show_error(self, message: str, hint: str | None = None) -> None:
+        self._show(error_bundle(message, hint))
+
+    def _make_view(self, fmt: str, footer: bool) -> Any:
+        if self.view_factory is not None:
+            return self.view_factory(fmt, footer)
+        if self.rich:
+            return StreamView(fmt, footer=footer)
+        return TerminalView(fmt, footer=footer)
+
+    def _store(self, response: Any, out: str | None) -> None:
+        import ttt_magic
+
+        ttt_magic.last_response = response
+        if out:
+            self.shell.user_ns[out] = response
+        self.session["calls"] += 1
+        self.session["failures"] += bool(getattr(response, "failed", False))
+        self.session["tokens_in"] += getattr(response, "tokens_in", None) or 0
+        self.session["tokens_out"] += getattr(response, "tokens_out", None) or 0
+        self.session["cost"] += getattr(response, "cost", None) or 0.0
+
+    # ------------------------------------------------------------------ %%ask
+
+    @magic_arguments()
+    @argument("-m", "--model", help="Model name or alias (see %%ttt_models).")
+    @argument("-b", "--backend", help="Backend: cloud, local, mock, or any registered name.")
+    @argument("-s", "--system", help="System prompt (quote it: -s \"be brief\").")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
+    @argument("--max-tokens", type=int, help="Upper bound on the answer's length in tokens.")
+    @argument("-f", "--format", choices=FORMATS, default="markdown",
+              help="How to show the answer: markdown (default), text, code, json, html.")
+    @argument("-o", "--out", metavar="VAR", help="Also store the answer (an AIResponse) in VAR.")
+    @argument("-c", "--chat", nargs="?", const=DEFAULT_CHAT, default=None, metavar="NAME",
+              help="Continue a conversation (named NAME, or the default one). "
+                   "On a %%ask line write --chat=NAME.")
+    @argument("--new", action="store_true", help="Start the conversation afresh (implies --chat).")
+    @argument("--no-stream", action="store_true", help="Show the answer once, when complete.")
+    @argument("--insert", action="store_true", help="Put the answer's code in a new cell below.")
+    @argument("--explain", action="store_true", help="Show why this backend and model were chosen.")
+    @argument("--raw", action="store_true", help="Send the prompt as written: no {variable} expansion.")
+    @argument("prompt", nargs="*", help="%%ask only: the question (the rest of the line).")
+    @line_cell_magic
+    def ask(self, line: str, cell: str | None = None) -> None:
+        """Ask a language model; the answer streams into the output as Markdown.
+
+        ``%%ask [options]`` takes the prompt from the cell body; ``%ask [options] PROMPT``
+        from the rest of the line. ``{name}``, ``{obj.attr}``, ``{d['key']}``,
+        ``{In[3]}``, ``{Out[3]}`` and ``{_}`` are filled from your variables; any
+        other brace stays as written. The answer is kept in
+        ``ttt_magic.last_response`` (and VAR with ``-o VAR``).
+        """
+        try:
+            opts, prompt = self._parse_ask(line, cell)
+        except (IPythonUsageError, _BadInput) as exc:
+            return self._usage_failure(str(exc), None, None)
+        self._run_ask(opts, prompt)
+        return None
+
+    def _parse_ask(self, line: str, cell: str | None) -> tuple[Any, str]:
+        parser = self.ask.parser
+        if cell is None:
+            tokens, prompt = split_line(line, parser)
+        else:
+            tokens, prompt = shlex.split(line, posix=True), cell
+        opts = parser.parse_args(tokens)
+        if cell is not None and opts.prompt:
+            prompt = " ".join(opts.prompt) + "\n" + cell
+        if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
+            raise _BadInput(f"-o needs a variable name, not {opts.out!r}.")
+        if opts.new and opts.chat is None:
+            opts.chat = DEFAULT_CHAT
+        if not prompt.strip():
+            raise _BadInput("Nothing to ask: write the prompt after %ask, or in the cell below %%ask.")
+        return opts, prompt
+
+    def _usage_failure(self, message: str, hint: str | None, out: str | None) -> None:
+        from ..config import get_config
+        from ..errors import UsageError
+        from ..models import AIResponse
+
+        response = AIResponse("", error=message + (f" {hint}" if hint else ""), metadata={"kind": "usage"})
+        self._store(response, out)
+        if get_config().raise_on_error:
+            raise UsageError(message, hint=hint)
+        self._show_error(message, hint)
+
+    def _run_ask(self, opts: Any, prompt: str) -> None:
+        from .. import api
+        from ..config import get_config
+        from ..errors import TTTError
+        from ..errors import UsageError as TTTUsageError
+        from ..models import AIResponse
+        from .interpolate import interpolate
+
+        settings = get_config()
+        system = opts.system
+        if not opts.raw:
+            namespace = self.shell.user_ns if self.shell is not None else {}
+            prompt = interpolate(prompt, namespace, settings.interpolation_limit)
+            if system:
+                system = interpolate(system, namespace, settings.interpolation_limit)
+        call = {"model": opts.model, "backend": opts.backend, "system": system,
+                "temperature": opts.temperature, "max_tokens": opts.max_tokens}
+        call = {k: v for k, v in call.items() if v is not None}
+        streaming = bool(settings.stream) and not opts.no_stream
+        view = self._make_view(opts.format, bool(settings.footer))
+        try:
+            if opts.explain:
+                self._show_route(api.route(prompt, **self._route_kwargs(opts, call)))
+            chat = self._chat(opts, call)
+            if streaming:
+                answer = chat.stream(prompt, **call) if chat is not None else api.stream(prompt, **call)
+                try:
+                    for chunk in answer:
+                        view.feed(chunk)
+                except KeyboardInterrupt:
+                    answer.close()
+                    partial = answer.response or AIResponse(
+                        answer.text, error="Interrupted: the answer is incomplete.",
+                        metadata={"interrupted": True})
+                    view.finish(partial, interrupted=True, text=answer.text)
+                    self._store(partial, opts.out)
+                    raise
+                response = answer.response
+            else:
+                try:
+                    response = chat.ask(prompt, **call) if chat is not None else api.ask(prompt, **call)
+                except KeyboardInterrupt:
+                    partial = AIResponse("", error="Interrupted: no answer yet.",
+                                         metadata={"interrupted": True})
+                    view.finish(partial, interrupted=True, text="")
+                    self._store(partial, opts.out)
+                    raise
+        except TTTUsageError as exc:
+            self._usage_failure(exc.message, exc.hint, opts.out)
+            return
+        self._store(response, opts.out)
+        if response.failed and settings.raise_on_error:
+            if view.updates:
+                view.finish(response, text=response.text)
+            raise TTTError(response.error or "The request failed.")
+        view.finish(response, text=response.text)
+        if opts.insert and response.succeeded and self.shell is not None:
+            code, _ = extract_code(response.text)
+            self.shell.set_next_input(code, replace=False)
+
+    @staticmethod
+    def _route_kwargs(opts: Any, call: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in call.items() if k in ("model", "backend", "system")}
+
+    def _chat(self, opts: Any, call: dict[str, Any]) -> Any:
+        """The conversation to continue (created on first use, or afresh with --new), or None."""
+        if opts.chat is None:
+            return None
+        from .. import api
+
+        conversation = self.chats.get(opts.chat)
+        if conversation is None or opts.new:
+            conversation = api.chat(system=call.get("system"), model=call.get("model"),
+                                    backend=call.get("backend"))
+            self.chats[opts.chat] = conversation
+        return conversation
+
+    def _show_route(self, route: Any) -> None:
+        text = route.explain()
+        self._show({"text/markdown": f"```text\n{text}\n```", "text/plain": text}, text)
+
+    # ------------------------------------------------------------------ %ttt_config
+
+    @line_magic
+    def ttt_config(self, line: str = "") -> None:
+        """Show or change settings.
+
+        ``%ttt_config key=value ...`` sets values (YAML scalars and lists:
+        ``timeout=10``, ``stream=false``, ``fallback_order=[cloud, local]``,
+        ``backends.mock.delay=0``; an empty value unsets). ``--show`` prints every
+        setting with its source; ``--reset`` forgets what was set here or by
+        ``configure()``. With no arguments: the selector panel (with ipywidgets) or
+        the table.
+        """
+        from ..config import get_config, reset
+        from ..errors import ConfigError
+
+        try:
+            words = shlex.split(line, posix=True)
+        except ValueError as exc:
+            return self._show_error(f"Cannot read the arguments: {exc}.")
+        flags = {w for w in words if w.startswith("--")}
+        assignments = [w for w in words if not w.startswith("--")]
+        unknown = flags - {"--show", "--reset"}
+        if unknown:
+            return self._show_error(f"Unknown option {sorted(unknown)[0]}.",
+                                    "Use key=value, --show or --reset.")
+        try:
+            if "--reset" in flags:
+                reset()
+                print("Configuration reset: values set by %ttt_config / configure() are forgotten.")
+            if assignments:
+                changes = _parse_assignments(assignments)
+                from ..config import configure
+
+                configure(**changes)
+                settings = get_config()
+                for key in changes:
+                    print(f"{key} = {_shown(settings, key)}  ({settings.source(key)})")
+            if "--show" in flags:
+                self._display_obj(_config_table(get_config()))
+            if not words:
+                self._config_panel()
+        except ConfigError as exc:
+            self._show_error(exc.message, exc.hint)
+        except _BadInput as exc:
+            self._show_error(str(exc))
+        return None
+
+    def _config_panel(self) -> None:
+        from ..config import get_config
+
+        if self.rich:
+            try:
+                from . import widgets
+
+                panel = widgets.panel()
+            except ImportError:
+                pass
+            else:
+                self._display_obj(panel)
+                return
+            self._display_obj(_config_table(get_config(), note=WIDGETS_HINT))
+            return
+        self._display_obj(_config_table(get_config()))
+
+    def _display_obj(self, obj: Any) -> None:
+        if self.rich:
+            from IPython.display import display
+
+            display(obj)
+        else:
+            print(str(obj))
+
+    # ------------------------------------------------------------------ %ttt_models / %ttt_status
+
+    @line_magic
+    def ttt_models(self, line: str = "") -> None:
+        """List known models and aliases: ``%ttt_models [FILTER]`` (matches name, provider, alias)."""
+        self._display_obj(models_report(line.strip()))
+
+    @line_magic
+    def ttt_status(self, line: str = "") -> None:
+        """Backends (available or why not), plugins (loaded or failed) and this session's usage."""
+        self._display_obj(status_report(self.session, self.chats))
+
+    @line_magic
+    def ttt_askbox(self, line: str = "") -> None:
+        """An input box with model and backend selectors (needs ipywidgets)."""
+        try:
+            from . import widgets
+
+            box = widgets.ask_box()
+        except ImportError:
+            return self._show_error("The ask box needs ipywidgets.", WIDGETS_HINT.replace(
+                "the selector panel", "the ask box"))
+        self._display_obj(box)
+        return None
+
+
+class _BadInput(Exception):
+    """A problem with what was typed after a magic: shown as a short message."""
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _parse_assignments(words: list[str]) -> dict[str, Any]:
+    """``key=value`` words to configure() keywords; dotted keys nest (``backends.mock.delay=0``)."""
+    changes: dict[str, Any] = {}
+    for word in words:
+        key, sep, raw = word.partition("=")
+        if not sep or not key:
+            raise _BadInput(f"Expected key=value, got {word!r}.")
+        value = _parse_value(raw)
+        parts = key.split(".")
+        if len(parts) > 1:
+            nested: Any = value
+            for part in reversed(parts[1:]):
+                nested = {part: nested}
+            value = nested
+            if isinstance(changes.get(parts[0]), dict):
+                value = _deep_merge(changes[parts[0]], value)
+        changes[parts[0]] = value
+    return changes
+
+
+def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    out = dict(low)
+    for key, value in high.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(
+            value, dict) else value
+    return out
+
+
+def _parse_value(raw: str) -> Any:
+    if raw == "":
+        return None
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _shown(settings: Any, key: str) -> str:
+    for name, value, _source in settings.rows():
+        if name == key:
+            return value
+    return str(settings.get(key))
+
+
+def _config_table(settings: Any, note: str | None = None) -> Any:
+    from .tables import Table
+
+    files = ", ".join(str(p) for p in settings.files) or "none found"
+    extra = f"Config files: {files}."
+    return Table("ttt-magic configuration", ["setting", "value", "source"], settings.rows(),
+                 note=f"{extra}\n{note}" if note else extra)
+
+
+def models_report(pattern: str = "") -> Any:
+    """``%ttt_models``: the models table and the aliases table, filtered by ``pattern``."""
+    from ..plugins import ensure_discovered
+    from ..registry import model_registry
+    from .tables import Report, Table
+
+    ensure_discovered()
+    wanted = pattern.lower()
+    models = model_registry.list_models()
+    aliases = model_registry.list_aliases()
+
+    def price(info: Any) -> str:
+        if info.input_cost_per_mtok is not None or info.output_cost_per_mtok is not None:
+            return f"{info.input_cost_per_mtok or 0:g} / {info.output_cost_per_mtok or 0:g}"
+        if info.cost_per_token is not None:
+            return f"{info.cost_per_token * 1e6:g} / {info.cost_per_token * 1e6:g}"
+        return ""
+
+    rows = []
+    for info in sorted(models, key=lambda m: (m.provider, m.name)):
+        hay = " ".join([info.name, info.provider, *info.aliases, info.description]).lower()
+        if wanted and wanted not in hay:
+            continue
+        rows.append([info.name, info.provider, ", ".join(info.aliases), info.speed, info.quality,
+                     info.context_length or "", price(info)])
+    alias_rows = [[a, target] for a, target in sorted(aliases.items())
+                  if not wanted or wanted in a.lower() or wanted in target.lower()]
+    title = f"Models matching {pattern!r}" if pattern else "Models"
+    return Report(
+        Table(title, ["model", "provider", "aliases", "speed", "quality", "context", "$/Mtok in / out"],
+              rows, note=f"{len(rows)} models."),
+        Table("Aliases", ["alias", "model"], alias_rows),
+    )
+
+
+def status_report(session: dict[str, Any], chats: dict[str, Any] | None = None) -> Any:
+    """``%ttt_status``: backends, plugins, and this session's calls, tokens and cost."""
+    from ..plugins import ensure_discovered, plugin_records
+    from ..registry import backend_registry
+    from .tables import Report, Table
+
+    ensure_discovered()
+    entries = backend_registry.entries()
+    backend_rows = []
+    for name in sorted(entries):
+        ok, reason = backend_registry.availability(name)
+        backend_rows.append([name, "yes" if ok else "no", reason or entries[name].description,
+                             entries[name].source])
+    plugin_rows = [[r.name, r.status, ", ".join(r.backends), r.error or "; ".join(r.notes), r.source]
+                   for r in plugin_records()]
+    usage = Table("This session", ["calls", "failures", "tokens in", "tokens out", "cost"],
+                  [[session["calls"], session["failures"], session["tokens_in"], session["tokens_out"],
+                    f"${session['cost']:.4f}"]])
+    parts: list[Any] = [
+        Table("Backends", ["backend", "available", "reason / description", "source"], backend_rows),
+        Table("Plugins", ["plugin", "status", "backends", "error / notes", "source"], plugin_rows),
+        usage,
+    ]
+    if chats:
+        parts.append(Table("Conversations", ["name", "exchanges"], [[k, len(v)] for k, v in chats.items()]))
+    return Report(*parts)
+
+
+# --------------------------------------------------------------------------- loading
+
+_QUESTION_LINE = re.compile(r"^([ \t]*)%ask[ \t]+(\S.*\?)[ \t]*$")
+
+
+def protect_questions(lines: list[str]) -> list[str]:
+    """Input transformer: ``%ask what is a tuple?`` is a question, not IPython's ``tuple?`` help.
+
+    IPython turns a line ending in ``?`` into object inspection before any magic
+    runs; questions end in ``?``. Such ``%ask`` lines become an explicit
+    ``run_line_magic`` call (``%ask?`` alone still shows the help).
+    """
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line.rstrip("\n"))
+        if match:
+            indent, rest = match.groups()
+            line = f"{indent}get_ipython().run_line_magic('ask', {rest!r})\n"
+        out.append(line)
+    return out
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics once per shell (``%load_ext``, or ``c.InteractiveShellApp.extensions``)."""
+    registry = ipython.magics_manager.registry
+    if "TTTMagics" in registry:
+        return
+    ipython.register_magics(TTTMagics(shell=ipython))
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and protect_questions not in cleanup:
+        cleanup.append(protect_questions)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove every magic this extension added, and its configurable."""
+    manager = ipython.magics_manager
+    magics = manager.registry.pop("TTTMagics", None)
+    if magics is None:
+        return
+    for kind, table in magics.magics.items():
+        for name in table:
+            if manager.magics.get(kind, {}).get(name) is not None and getattr(
+                manager.magics[kind][name], "__self__", None
+            ) is magics:
+                del manager.magics[kind][name]
+    configurables = getattr(ipython, "configurables", None)
+    if configurables is not None:
+        configurables[:] = [c for c in configurables if c is not magics]
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and protect_questions in cleanup:
+        cleanup.remove(protect_questions)
