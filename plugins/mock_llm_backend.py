@@ -54,16 +54,26 @@ _HOOKS = re.compile(r"\[fail(?:-after-3|-retryable)?\]", re.IGNORECASE)
 
 # --------------------------------------------------------------------------- understanding the prompt
 
+
+def _words(text: str, sep: str | None = None) -> list[str]:
+    """Word lists written as one string (easier to read and edit than a column of quotes)."""
+    return [w.strip() for w in text.split(sep) if w.strip()]
+
+
 _GREETINGS = {"hi", "hello", "hey", "hiya", "howdy", "greetings", "yo", "hallo", "bonjour", "hola", "good"}
-_CODE_WORDS = {
-    "code", "function", "script", "program", "implement", "sql", "query", "regex", "class", "snippet",
-    "debug", "bug", "refactor", "algorithm", "javascript", "typescript", "bash", "def", "loop",
-    "pandas", "dataframe", "compile", "method", "unittest", "pytest", "json", "parse", "sort",
-}
-_EXPLAIN_WORDS = {
-    "explain", "what", "why", "how", "describe", "difference", "meaning", "means", "mean", "concept",
-    "overview", "understand", "teach", "compare", "summarize", "summarise",
-}
+_CODE_WORDS = set(
+    _words(
+        "code function script program implement sql query regex class snippet debug bug refactor "
+        "algorithm javascript typescript bash def loop pandas dataframe compile method unittest "
+        "pytest json parse sort"
+    )
+)
+_EXPLAIN_WORDS = set(
+    _words(
+        "explain what why how describe difference meaning means mean concept overview understand "
+        "teach compare summarize summarise"
+    )
+)
 _LANGUAGES = [  # first match wins; python is the default
     ("python", r"\bpython\b|\bpandas\b|\bnumpy\b|\bdataframe\b|\bpytest\b"),
     ("sql", r"\bsql\b|\bsqlite\b|\bpostgres(?:ql)?\b|\bmysql\b|\bselect\b.+\bfrom\b|\bdatabase\b"),
@@ -76,18 +86,20 @@ _LANGUAGES = [  # first match wins; python is the default
     ("cpp", r"c\+\+|\bcpp\b"),
     ("html", r"\bhtml\b"),
 ]
-_FILLER = [
-    "please", "can you", "could you", "would you", "will you", "i want you to", "i need", "help me",
-    "explain", "describe", "write", "implement", "create", "generate", "give me", "show me",
-    "tell me about", "tell me", "what is", "what are", "what's", "how does", "how do i", "how do",
-    "how to", "why is", "why does", "why", "what about", "and", "so", "ok", "okay", "now", "then",
-    "some", "a", "an", "the", "me", "to",
-]
-_SLUG_STOP = {
-    "a", "an", "the", "that", "which", "to", "of", "in", "for", "and", "or", "with", "code", "function",
-    "write", "please", "me", "some", "python", "script", "program", "snippet", "using", "is", "it", "this",
-    "sql", "query", "javascript", "typescript", "bash", "lists", "list", "returns", "return", "all",
-}
+_FILLER = _words(
+    "please|can you|could you|would you|will you|i want you to|i need|help me|explain|describe|"
+    "write|implement|create|generate|give me|show me|tell me about|tell me|what is|what are|"
+    "what's|how does|how do i|how do|how to|why is|why does|why|what about|and|so|ok|okay|now|"
+    "then|some|a|an|the|me|to",
+    sep="|",
+)
+_SLUG_STOP = set(
+    _words(
+        "a an the that which to of in for and or with code function write please me some python "
+        "script program snippet using is it this sql query javascript typescript bash lists list "
+        "returns return all"
+    )
+)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -136,7 +148,7 @@ def topic(prompt: str, max_words: int = 8) -> str:
         changed = False
         for filler in _FILLER:
             if low.startswith(filler + " ") or low.startswith(filler + ","):
-                text = text[len(filler) + 1:].lstrip(" ,")
+                text = text[len(filler) + 1 :].lstrip(" ,")
                 low = text.lower()
                 changed = True
     words = text.split()
@@ -244,8 +256,13 @@ def _article(lang: str) -> str:
 
 
 def _pretty(lang: str) -> str:
-    return {"sql": "SQL", "javascript": "JavaScript", "typescript": "TypeScript", "cpp": "C++",
-            "html": "HTML"}.get(lang, lang.capitalize())
+    return {
+        "sql": "SQL",
+        "javascript": "JavaScript",
+        "typescript": "TypeScript",
+        "cpp": "C++",
+        "html": "HTML",
+    }.get(lang, lang.capitalize())
 
 
 def _explanation(subject: str) -> list[str]:
@@ -340,8 +357,13 @@ def truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
     return kept, True
 
 
-def compose(prompt: str, *, system: str | None = None, temperature: float | None = None,
-            history: list[Any] | None = None) -> tuple[str, dict[str, Any]]:
+def compose(
+    prompt: str,
+    *,
+    system: str | None = None,
+    temperature: float | None = None,
+    history: list[Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
     """The whole answer for a request, and facts about how it was made."""
     clean = strip_hooks(prompt)
     kind = classify(clean)
@@ -370,8 +392,8 @@ def compose(prompt: str, *, system: str | None = None, temperature: float | None
 def chunks(text: str) -> list[str]:
     """Pieces of about two words each (whitespace kept), joining back to ``text`` exactly."""
     pieces = re.findall(r"\s*\S+", text)
-    tail = text[len("".join(pieces)):]
-    grouped = ["".join(pieces[i:i + 2]) for i in range(0, len(pieces), 2)]
+    tail = text[len("".join(pieces)) :]
+    grouped = ["".join(pieces[i : i + 2]) for i in range(0, len(pieces), 2)]
     if tail:
         if grouped:
             grouped[-1] += tail
@@ -415,12 +437,16 @@ class MockLLMBackend(BaseBackend):
         if HOOK_FAIL in prompt.lower():
             raise ProviderError(
                 "Mock failure: the prompt contains the test hook [fail].",
-                hint="Remove [fail] from the prompt to get an answer.", retryable=False, kind="mock",
+                hint="Remove [fail] from the prompt to get an answer.",
+                retryable=False,
+                kind="mock",
             )
         if HOOK_FAIL_RETRYABLE in prompt.lower():
             raise ProviderError(
                 "Mock overload: the prompt contains the test hook [fail-retryable] (503).",
-                status=503, retryable=True, kind="mock",
+                status=503,
+                retryable=True,
+                kind="mock",
             )
         history = kwargs.get("history")
         text, facts = compose(prompt, system=system, temperature=temperature, history=history)
@@ -436,11 +462,14 @@ class MockLLMBackend(BaseBackend):
         if fail_after is not None:
             raise ProviderError(
                 "Mock failure after 3 chunks: the prompt contains the test hook [fail-after-3].",
-                retryable=False, kind="mock",
+                retryable=False,
+                kind="mock",
             )
-        context = "".join(
-            str(m.get("content", "")) for m in history or [] if isinstance(m, dict)
-        ) + (system or "") + prompt
+        context = (
+            "".join(str(m.get("content", "")) for m in history or [] if isinstance(m, dict))
+            + (system or "")
+            + prompt
+        )
         yield StreamEnd(
             model=model or MODELS[0],
             tokens_in=estimate_tokens(context),

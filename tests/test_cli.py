@@ -46,8 +46,10 @@ def test_ask_passes_system_temperature_and_max_tokens(capsys):
     assert "Arr, matey!" in pirate and "Arr" not in plain
     _, short, _ = run(capsys, "ask", "Explain recursion", "-b", "mock", "-q", "--max-tokens", "8")
     assert plain.startswith(short.strip()) and len(short) < len(plain) / 4
-    variants = {run(capsys, "ask", "Explain recursion", "-b", "mock", "-q", "-t", str(t))[1]
-                for t in (0.3, 0.5, 0.7, 0.9, 1.1, 1.3)}
+    variants = {
+        run(capsys, "ask", "Explain recursion", "-b", "mock", "-q", "-t", str(t))[1]
+        for t in (0.3, 0.5, 0.7, 0.9, 1.1, 1.3)
+    }
     assert len(variants) > 1
 
 
@@ -206,7 +208,11 @@ def test_python_dash_m_runs_in_a_subprocess(tmp_path):
     env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run(
         [sys.executable, "-m", "ttt_magic", "ask", "hello", "-b", "mock"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Hello!")

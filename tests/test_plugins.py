@@ -94,8 +94,11 @@ def test_each_folder_location_is_discovered(env):
     assert records["cfg_plugin"].location == "user-config"
     assert records["ai_plugin"].location == "home-ai"
     assert records["proj_plugin"].location == "project"
-    for rec, backend in [("cfg_plugin", "from-config"), ("ai_plugin", "from-home-ai"),
-                         ("proj_plugin", "from-project")]:
+    for rec, backend in [
+        ("cfg_plugin", "from-config"),
+        ("ai_plugin", "from-home-ai"),
+        ("proj_plugin", "from-project"),
+    ]:
         assert records[rec].loaded and records[rec].backends == [backend]
         assert backend_registry.entries()[backend].source == f"plugin {records[rec].source}"
         assert ask_backend(backend, "x") == f"{backend}:x"
@@ -119,8 +122,12 @@ def test_builtin_dirs_found_in_a_checkout():
 def test_package_directory_plugin_with_relative_import(env):
     pkg = env["cwd"] / "ai_plugins" / "pkgplugin"
     write(pkg / "helper.py", "WORD = 'from-helper'\n")
-    write(pkg / "__init__.py", plugin_source("pkg-backend", extra="")
-          .replace("def register_plugin", "from .helper import WORD\n\n\ndef register_plugin"))
+    write(
+        pkg / "__init__.py",
+        plugin_source("pkg-backend", extra="").replace(
+            "def register_plugin", "from .helper import WORD\n\n\ndef register_plugin"
+        ),
+    )
     records = by_name(plugins.discover_plugins())
     assert records["pkgplugin"].loaded, records["pkgplugin"].error
     assert records["pkgplugin"].module.WORD == "from-helper"
@@ -169,11 +176,15 @@ def test_same_file_names_in_two_folders_do_not_collide(env):
 
 
 def make_distribution(site: Path, entry_points: str) -> None:
-    write(site / "fake_ttt_plugin.py", plugin_source("ep-module") + textwrap.dedent('''
+    write(
+        site / "fake_ttt_plugin.py",
+        plugin_source("ep-module")
+        + textwrap.dedent("""
 
         def register_other(registry):
             registry.register_backend("ep-callable", EpModuleBackend, description="via a function")
-        '''))
+        """),
+    )
     info = site / "fake_ttt_plugin-1.0.dist-info"
     write(info / "METADATA", "Metadata-Version: 2.1\nName: fake-ttt-plugin\nVersion: 1.0\n")
     write(info / "entry_points.txt", entry_points)
@@ -181,12 +192,15 @@ def make_distribution(site: Path, entry_points: str) -> None:
 
 def test_entry_points_naming_a_module_or_a_function(env, monkeypatch):
     site = env["tmp"] / "site"
-    make_distribution(site, """
+    make_distribution(
+        site,
+        """
         [ttt_magic.plugins]
         as_module = fake_ttt_plugin
         as_function = fake_ttt_plugin:register_other
         broken = fake_ttt_plugin_missing
-        """)
+        """,
+    )
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
 
@@ -208,10 +222,14 @@ def test_entry_points_naming_a_module_or_a_function(env, monkeypatch):
 def test_entry_point_to_a_module_without_register_plugin(env, monkeypatch):
     site = env["tmp"] / "site2"
     write(site / "fake_ttt_empty.py", "X = 1\n")
-    write(site / "fake_ttt_empty-1.0.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: fake-ttt-empty\n"
-          "Version: 1.0\n")
-    write(site / "fake_ttt_empty-1.0.dist-info" / "entry_points.txt",
-          "[ttt_magic.plugins]\nempty = fake_ttt_empty\n")
+    write(
+        site / "fake_ttt_empty-1.0.dist-info" / "METADATA",
+        "Metadata-Version: 2.1\nName: fake-ttt-empty\nVersion: 1.0\n",
+    )
+    write(
+        site / "fake_ttt_empty-1.0.dist-info" / "entry_points.txt",
+        "[ttt_magic.plugins]\nempty = fake_ttt_empty\n",
+    )
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     record = by_name(plugins.discover_plugins())["empty"]
@@ -224,15 +242,21 @@ def test_entry_point_to_a_module_without_register_plugin(env, monkeypatch):
 def test_failures_are_isolated_and_reported_in_one_line(env):
     folder = env["cwd"] / "ai_plugins"
     write(folder / "a_syntax.py", "def register_plugin(registry)\n    pass\n")
-    write(folder / "b_raises.py", """
+    write(
+        folder / "b_raises.py",
+        """
         def register_plugin(registry):
             raise RuntimeError("database of llamas not found")
-        """)
+        """,
+    )
     write(folder / "c_no_register.py", "VALUE = 1\n")
     write(folder / "d_import_error.py", "import surely_not_a_module_xyz\n")
     write(folder / "e_good.py", plugin_source("good-one"))
-    write(folder / "f_partial.py", plugin_source("half-done") + "\n\n_orig = register_plugin\n\n"
-          "def register_plugin(registry):\n    _orig(registry)\n    raise ValueError('then broke')\n")
+    write(
+        folder / "f_partial.py",
+        plugin_source("half-done") + "\n\n_orig = register_plugin\n\n"
+        "def register_plugin(registry):\n    _orig(registry)\n    raise ValueError('then broke')\n",
+    )
 
     records = by_name(plugins.discover_plugins())
 
@@ -253,8 +277,10 @@ def test_failures_are_isolated_and_reported_in_one_line(env):
 
 
 def test_missing_requirement_leaves_backend_listed_but_unavailable(env):
-    write(env["cwd"] / "ai_plugins" / "needy.py",
-          plugin_source("needy", extra=', requires=["surely_not_installed_pkg_xyz"]'))
+    write(
+        env["cwd"] / "ai_plugins" / "needy.py",
+        plugin_source("needy", extra=', requires=["surely_not_installed_pkg_xyz"]'),
+    )
     record = by_name(plugins.discover_plugins())["needy"]
     assert record.loaded
     assert any("surely_not_installed_pkg_xyz" in note for note in record.notes)
@@ -345,8 +371,13 @@ def test_record_fields_and_dict(env):
     record = by_name(plugins.discover_plugins())["shown"]
     data = record.to_dict()
     assert data == {
-        "name": "shown", "source": str((env["cwd"] / "ai_plugins" / "shown.py").resolve()),
-        "location": "project", "status": "loaded", "error": None, "backends": ["shown"], "notes": [],
+        "name": "shown",
+        "source": str((env["cwd"] / "ai_plugins" / "shown.py").resolve()),
+        "location": "project",
+        "status": "loaded",
+        "error": None,
+        "backends": ["shown"],
+        "notes": [],
     }
     assert record.summary().startswith("shown: shown (")
 
@@ -372,13 +403,16 @@ def test_class_path_backend_from_project_config(env, monkeypatch):
     site = env["tmp"] / "classpath"
     write(site / "mymod_ttt.py", CLASS_PATH_MODULE)
     monkeypatch.syspath_prepend(str(site))
-    write(env["cwd"] / "ttt.yaml", """
+    write(
+        env["cwd"] / "ttt.yaml",
+        """
         backends:
           custom:
             class_path: mymod_ttt.MyBackend
             config:
               greeting: Ahoy
-        """)
+        """,
+    )
     assert "custom" in backend_registry.names()
     assert backend_registry.entries()["custom"].source == "configuration"
     assert ask_backend("custom", "world") == "Ahoy, world"
@@ -389,13 +423,16 @@ def test_class_path_backend_through_the_api(env, monkeypatch):
     site = env["tmp"] / "classpath"
     write(site / "mymod_ttt2.py", CLASS_PATH_MODULE)
     monkeypatch.syspath_prepend(str(site))
-    write(env["cwd"] / "ttt.yaml", """
+    write(
+        env["cwd"] / "ttt.yaml",
+        """
         backends:
           custom:
             class_path: mymod_ttt2.MyBackend
             config:
               greeting: Hello
-        """)
+        """,
+    )
     response = api.ask("there", backend="custom")
     assert response.succeeded, response.error
     assert str(response) == "Hello, there"

@@ -28,10 +28,16 @@ class MyBackend(BaseBackend):
 
     async def ask(self, prompt: str, *, model: str | None = None, **kwargs: Any) -> AIResponse:
         if "cause error" in prompt.lower():
-            return AIResponse("", model=model or "default", backend=self.name,
-                              error="The test backend was asked to fail.")
-        return AIResponse(prompt.upper(), model=model or "default", backend=self.name,
-                          tokens_in=len(prompt.split()), tokens_out=len(prompt.split()))
+            return AIResponse(
+                "", model=model or "default", backend=self.name, error="The test backend was asked to fail."
+            )
+        return AIResponse(
+            prompt.upper(),
+            model=model or "default",
+            backend=self.name,
+            tokens_in=len(prompt.split()),
+            tokens_out=len(prompt.split()),
+        )
 
     async def astream(self, prompt: str, **kwargs: Any) -> AsyncIterator[str]:
         for word in prompt.upper().split():

@@ -82,8 +82,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     prompt = _read_prompt(args.prompt)
     options: dict[str, Any] = {
-        "model": args.model, "backend": args.backend, "system": args.system,
-        "temperature": args.temperature, "max_tokens": args.max_tokens,
+        "model": args.model,
+        "backend": args.backend,
+        "system": args.system,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
     }
     started = time.perf_counter()
     out = sys.stdout
@@ -132,11 +135,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     header = ("MODEL", "PROVIDER", "ALIASES", "CONTEXT", "$IN/M", "$OUT/M", "SPEED", "QUALITY")
     rows: list[Sequence[str]] = [header]
     for m in sorted(models, key=lambda m: (m.provider, m.name)):
-        rows.append((
-            m.name, m.provider, ",".join(sorted(set(aliases.get(m.name, [])) | set(m.aliases))) or "-",
-            f"{m.context_length:,}" if m.context_length else "-",
-            _price(m.input_cost_per_mtok), _price(m.output_cost_per_mtok), m.speed, m.quality,
-        ))
+        rows.append(
+            (
+                m.name,
+                m.provider,
+                ",".join(sorted(set(aliases.get(m.name, [])) | set(m.aliases))) or "-",
+                f"{m.context_length:,}" if m.context_length else "-",
+                _price(m.input_cost_per_mtok),
+                _price(m.output_cost_per_mtok),
+                m.speed,
+                m.quality,
+            )
+        )
     _table(rows, sys.stdout)
     return EXIT_OK
 
@@ -152,12 +162,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     backends = []
     for name in sorted(entries):
         available, reason = backend_registry.availability(name, settings)
-        backends.append({"name": name, "available": available, "reason": reason,
-                         "source": entries[name].source, "version": entries[name].version})
+        backends.append(
+            {
+                "name": name,
+                "available": available,
+                "reason": reason,
+                "source": entries[name].source,
+                "version": entries[name].version,
+            }
+        )
     records = plugins.plugin_records()
     if args.json:
-        json.dump({"backends": backends, "plugins": [r.to_dict() for r in records],
-                   "config_files": [str(p) for p in settings.files]}, sys.stdout, indent=2)
+        json.dump(
+            {
+                "backends": backends,
+                "plugins": [r.to_dict() for r in records],
+                "config_files": [str(p) for p in settings.files],
+            },
+            sys.stdout,
+            indent=2,
+        )
         sys.stdout.write("\n")
         return EXIT_OK
     out = sys.stdout

@@ -110,8 +110,12 @@ class PluginRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "source": self.source, "location": self.location,
-            "status": self.status, "error": self.error, "backends": list(self.backends),
+            "name": self.name,
+            "source": self.source,
+            "location": self.location,
+            "status": self.status,
+            "error": self.error,
+            "backends": list(self.backends),
             "notes": list(self.notes),
         }
 
@@ -153,8 +157,13 @@ class PluginRegistry:
             )
             return existing
         entry = self._backends.register_backend(
-            name, cls, version=version, description=description, author=author,
-            requires=requires, source=self.source,
+            name,
+            cls,
+            version=version,
+            description=description,
+            author=author,
+            requires=requires,
+            source=self.source,
         )
         self._previous.setdefault(name, existing)
         if name not in self._record.backends:
@@ -179,9 +188,13 @@ class PluginRegistry:
                 self._backends.unregister(name)
             else:
                 self._backends.register_backend(
-                    previous.name, previous.target, version=previous.version,
-                    description=previous.description, author=previous.author,
-                    requires=previous.requires, source=previous.source,
+                    previous.name,
+                    previous.target,
+                    version=previous.version,
+                    description=previous.description,
+                    author=previous.author,
+                    requires=previous.requires,
+                    source=previous.source,
                 )
         self._record.backends.clear()
 
@@ -199,8 +212,10 @@ def _current_entry(backends: Any, name: str) -> Any:
 
 def _plugin_may_replace(existing_source: str, new_source: str) -> bool:
     """Plugins replace built-ins and other plugins, never a direct ``register_backend()``."""
-    return existing_source == new_source or existing_source in {"built-in"} or existing_source.startswith(
-        ("plugin ", "entry point ")
+    return (
+        existing_source == new_source
+        or existing_source in {"built-in"}
+        or existing_source.startswith(("plugin ", "entry point "))
     )
 
 
@@ -326,8 +341,12 @@ def load_plugin(path: str | Path, *, force: bool = False, location: str = "manua
         previous = _state.records.get(key)
         if previous is not None and not force and previous.stamp == stamp:
             return previous
-        record = PluginRecord(name=path.stem if path.is_file() else path.name, source=key,
-                              location=previous.location if previous else location, stamp=stamp)
+        record = PluginRecord(
+            name=path.stem if path.is_file() else path.name,
+            source=key,
+            location=previous.location if previous else location,
+            stamp=stamp,
+        )
         _forget_old_backends(previous)
         _state.records.pop(key, None)
         _state.records[key] = record
@@ -362,8 +381,9 @@ class _PluginProblem(Exception):
     """A plugin that is not one (no register_plugin): reported without a traceback."""
 
 
-def _execute(record: PluginRecord, get_register: Callable[[], Callable[[Any], Any]],
-             module_name: str | None) -> None:
+def _execute(
+    record: PluginRecord, get_register: Callable[[], Callable[[Any], Any]], module_name: str | None
+) -> None:
     """Import the plugin, call its ``register_plugin``; any failure is recorded, not raised."""
     registry = PluginRegistry(record)
     try:
@@ -377,8 +397,10 @@ def _execute(record: PluginRecord, get_register: Callable[[], Callable[[Any], An
             sys.modules.pop(module_name, None)
         record.status = "failed"
         record.error = _one_line(exc, record)
-        record.details = None if isinstance(exc, _PluginProblem) else "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        record.details = (
+            None
+            if isinstance(exc, _PluginProblem)
+            else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         )
         record.module = None
 
@@ -392,8 +414,12 @@ def _one_line(exc: BaseException, record: PluginRecord) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     where = ""
     frames = traceback.extract_tb(exc.__traceback__)
-    inside = [f for f in frames if record.source in (f.filename or "") or
-              str(Path(f.filename or "").resolve()).startswith(record.source)]
+    inside = [
+        f
+        for f in frames
+        if record.source in (f.filename or "")
+        or str(Path(f.filename or "").resolve()).startswith(record.source)
+    ]
     if inside:
         where = f" (line {inside[-1].lineno})"
     return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
