@@ -280,11 +280,11 @@ class OllamaBackend(BaseBackend):
         ) as response:
             try:
                 async for line in wire.aiter_ndjson(response):
+                    if state.done:  # read on to the body's end so the connection can be reused
+                        continue
                     text = state.handle(line)
                     if text:
                         yield text
-                    if state.done:
-                        break
             except wire.NDJSONError as exc:
                 raise ProviderError(f"{PROVIDER} sent a {exc}", hint="The answer so far is kept; try again.",
                                     retryable=True, kind="malformed") from None

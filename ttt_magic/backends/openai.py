@@ -370,11 +370,11 @@ class OpenAIBackend(BaseBackend):
             timeout=http.timeout_for(self.backend_config), **self._context(name),
         ) as response:
             async for event in wire.aiter_sse(response):
+                if state.done:  # read on to the body's end so the connection can be reused
+                    continue
                 text = state.handle(event.event, event.data)
                 if text:
                     yield text
-                if state.done:
-                    break
         end = state.end()
         cost = self.cost(name, end.tokens_in, end.tokens_out)
         if cost is not None:
