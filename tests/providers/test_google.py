@@ -150,3 +150,267 @@ def test_url_and_model_resolution():
     assert (name, pid) == ("gemini-2.5-flash", "gemini-2.5-flash")
     assert backend._url(pid, "generateContent") == "http://h:1/v1beta/models/gemini-2.5-flash:generateContent"
     assert backend._request("x", "google/gemini-2.0-flash", None, None, None, {})[1] == "gemini-2.0-flash"
+
+
+# =========================================================================== against the fake server
+
+import ttt_magic  # noqa: E402
+from tests.fakes.anthropic_fake import large_text  # noqa: E402
+from tests.fakes.google_fake import GeminiFake  # noqa: E402
+from ttt_magic import runner  # noqa: E402
+from ttt_magic.config import configure  # noqa: E402
+from ttt_magic.models import StreamEnd  # noqa: E402
+
+KEY = "AIza-test-0123456789abcdefghij"
+
+
+@pytest.fixture
+def fake(fake_factory):
+    return fake_factory(GeminiFake)
+
+
+@pytest.fixture
+def backend(fake):
+    return gg.GeminiBackend({"gemini_base_url": fake.url, "google_api_key": KEY, "timeout": 5})
+
+
+def collect(backend, prompt="Say hello", **kwargs):
+    """Run ``astream`` to its end: (text chunks, StreamEnd or None, ProviderError or None)."""
+
+    async def go():
+        texts, end, error = [], None, None
+        try:
+            async for item in backend.astream(prompt, **kwargs):
+                if isinstance(item, StreamEnd):
+                    end = item
+                else:
+                    texts.append(item)
+        except ProviderError as exc:
+            error = exc
+        return texts, end, error
+
+    return runner.run(go())
+
+
+def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
+    fake.usage = (11, 5)
+    texts, end, error = collect(backend, "Say hello", model="flash", system="Be terse", temperature=0.4,
+                                max_tokens=64, history=[{"role": "user", "content": "Hi"},
+                                                        {"role": "assistant", "content": "Hello!"}])
+    assert error is None and "".join(texts) == fake.answer and len(texts) > 1
+    assert (end.tokens_in, end.tokens_out, end.finish_reason) == (11, 5, "STOP")
+    assert end.metadata["cost"] == pytest.approx((11 * 0.30 + 5 * 2.50) / 1e6)
+    request = fake.last
+    assert request.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    assert request.query == {"alt": "sse"}
+    assert request.headers["x-goog-api-key"] == KEY and "key" not in request.query
+    assert request.json == {
+        "contents": [{"role": "user", "parts": [{"text": "Hi"}]},
+                     {"role": "model", "parts": [{"text": "Hello!"}]},
+                     {"role": "user", "parts": [{"text": "Say hello"}]}],
+        "systemInstruction": {"parts": [{"text": "Be terse"}]},
+        "generationConfig": {"temperature": 0.4, "maxOutputTokens": 64},
+    }
+
+
+def test_thought_parts_are_skipped_and_counted_as_output(fake, backend):
+    fake.thought = "pondering..."
+    fake.thoughts_tokens = 7
+    fake.usage = (3, 5)
+    texts, end, error = collect(backend)
+    assert error is None and "".join(texts) == fake.answer and "pondering" not in "".join(texts)
+    assert end.tokens_out == 12
+
+
+def test_max_tokens_finish_is_surfaced(fake, backend):
+    fake.finish_reason = "MAX_TOKENS"
+    _, end, error = collect(backend)
+    assert error is None and end.finish_reason == "MAX_TOKENS"
+    response = runner.run(backend.ask("x"))
+    assert response.succeeded and response.metadata["finish_reason"] == "MAX_TOKENS"
+
+
+def test_non_stream_ask(fake, backend):
+    fake.usage = (6, 5)
+    response = runner.run(backend.ask("Hi", model="gemini-2.5-flash", system="S"))
+    assert response.succeeded and response.text == fake.answer
+    assert (response.backend, response.model, response.tokens_in, response.tokens_out) == (
+        "google", "gemini-2.5-flash", 6, 5)
+    assert response.cost == pytest.approx((6 * 0.30 + 5 * 2.50) / 1e6)
+    assert fake.last.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_safety_finish_keeps_partial_text_and_says_blocked(fake, backend):
+    fake.answer = "alpha beta gamma delta"
+    fake.fault("safety", after=2)
+    texts, end, error = collect(backend)
+    assert "".join(texts) == "alpha beta "
+    assert end.finish_reason == "SAFETY" and end.metadata["blocked"] == "answer"
+    assert error.kind == "blocked" and not error.retryable and "answer was blocked" in str(error)
+    fake.fault("safety", after=2)
+    response = runner.run(backend.ask("x"))
+    assert response.failed and response.text == "alpha beta " and "blocked" in response.error
+    assert response.metadata["finish_reason"] == "SAFETY"
+
+
+def test_blocked_prompt(fake, backend):
+    fake.fault("blocked_prompt")
+    texts, end, error = collect(backend)
+    assert texts == [] and end.finish_reason == "SAFETY" and "prompt was blocked" in str(error)
+    fake.fault("blocked_prompt")
+    response = runner.run(backend.ask("x"))
+    assert response.failed and "prompt was blocked" in response.error
+
+
+@pytest.mark.parametrize("status,kind", [("429", "rate_limit"), ("500", "server"), ("503", "overloaded")])
+def test_retryable_statuses(fake, backend, status, kind):
+    fake.fault(status, retry_after=3)
+    texts, _, error = collect(backend)
+    assert texts == [] and error.retryable and error.status == int(status) and error.kind == kind
+    if status == "429":
+        assert error.retry_after == 3
+
+
+def test_bad_key_is_reported_as_a_key_problem(fake, backend, monkeypatch):
+    fake.fault("bad_key")
+    _, _, error = collect(backend)
+    assert error.kind == "auth" and not error.retryable and "GEMINI_API_KEY" in str(error)
+    assert KEY not in str(error)
+    monkeypatch.setenv("GOOGLE_API_KEY", KEY)
+    fake.fault("bad_key")
+    assert "GOOGLE_API_KEY" in runner.run(backend.ask("x")).error
+
+
+def test_error_chunk_mid_stream(fake, backend):
+    fake.answer = "alpha beta gamma"
+    fake.fault("error_chunk", after=1)
+    texts, _, error = collect(backend)
+    assert "".join(texts) == "alpha " and error.status == 503 and error.retryable
+
+
+@pytest.mark.parametrize("mode,kind", [("reset", "connection"), ("cut", "connection"),
+                                       ("malformed", "malformed"), ("truncated", "truncated")])
+def test_broken_streams_keep_partial_text_and_fail_clearly(fake, backend, mode, kind):
+    fake.answer = "alpha beta gamma delta epsilon"
+    fake.fault(mode, after=2)
+    texts, end, error = collect(backend)
+    assert error is not None and error.kind == kind and end is None
+    assert "".join(texts) == "alpha beta "
+
+
+def test_stall_times_out(fake):
+    backend = gg.GeminiBackend({"gemini_base_url": fake.url, "google_api_key": KEY, "timeout": 0.3})
+    fake.fault("stall", after=1, stall=10)
+    texts, _, error = collect(backend)
+    assert "".join(texts) == "Hello " and error.kind == "timeout" and error.retryable
+
+
+def test_large_answer_and_slow_drip_arrive_whole(fake, backend):
+    fake.fault("large")
+    texts, _, error = collect(backend)
+    assert error is None and "".join(texts) == large_text()
+    fake.fault("drip")
+    texts, end, error = collect(backend)
+    assert error is None and "".join(texts) == fake.answer and end.finish_reason == "STOP"
+
+
+def test_abandoned_stream_releases_its_connection(fake, backend):
+    fake.chunk_delay = 0.05
+
+    async def first_chunk_only():
+        stream = backend.astream("x")
+        first = await stream.__anext__()
+        await stream.aclose()
+        return first
+
+    assert runner.run(first_chunk_only()) == "Hello "
+    assert fake.wait_until(lambda: fake.open_connections == 0)
+
+
+def test_models_skip_non_generating_models_across_pages_and_cache(fake, backend):
+    fake.model_pages = 2
+    assert runner.run(backend.models()) == ["gemini-2.5-flash", "gemini-2.5-pro"]
+    count = len(fake.requests)
+    runner.run(backend.models())
+    assert len(fake.requests) == count and fake.last.path == "/v1beta/models"
+
+
+def test_missing_key_fails_before_sending(fake):
+    backend = gg.GeminiBackend({"gemini_base_url": fake.url})
+    _, _, error = collect(backend)
+    assert "GEMINI_API_KEY" in str(error) and not fake.requests
+
+
+# --------------------------------------------------------------------------- through the public API
+
+
+def test_api_ask_stream_and_chat(fake):
+    configure(gemini_base_url=fake.url, google_api_key=KEY, enable_fallbacks=False)
+    fake.usage = (4, 5)
+    response = ttt_magic.ask("Hello?", model="flash")
+    assert response.succeeded and response.text == fake.answer
+    assert response.backend == "cloud" and response.metadata["provider"] == "google"
+    assert response.cost == pytest.approx((4 * 0.30 + 5 * 2.50) / 1e6)
+
+    stream = ttt_magic.stream("Hello?", model="gemini-2.5-flash")
+    assert "".join(stream) == fake.answer
+    assert stream.response.tokens_in == 4 and stream.response.metadata["finish_reason"] == "STOP"
+
+    conversation = ttt_magic.chat(system="Be kind", backend="google")
+    conversation.ask("First")
+    conversation.ask("Second")
+    sent = fake.last.json
+    assert sent["systemInstruction"] == {"parts": [{"text": "Be kind"}]}
+    assert [c["role"] for c in sent["contents"]] == ["user", "model", "user"]
+
+
+def test_api_stream_keeps_partial_text_of_a_blocked_answer(fake):
+    configure(gemini_base_url=fake.url, google_api_key=KEY, enable_fallbacks=False)
+    fake.answer = "alpha beta gamma"
+    fake.fault("safety", after=1)
+    stream = ttt_magic.stream("Hello?", model="flash")
+    assert "".join(stream) == "alpha "
+    response = stream.response
+    assert response.failed and "blocked" in response.error and response.text == "alpha "
+    assert response.metadata["finish_reason"] == "SAFETY"
+
+
+# --------------------------------------------------------------------------- google-genai as oracle
+
+
+def _sdk_client(fake, api_version=None):
+    genai = pytest.importorskip("google.genai")
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=fake.url, api_version=api_version) if api_version else \
+        types.HttpOptions(base_url=fake.url)
+    return genai.Client(api_key=KEY, http_options=options)
+
+
+@pytest.mark.parametrize("api_version", [None, "v1beta"])
+def test_sdk_reads_the_fake_like_our_backend(fake, backend, api_version):
+    client = _sdk_client(fake, api_version)
+    fake.usage = (7, 5)
+    fake.thought = "hidden"
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Say hello"))
+    sdk_text = "".join(c.text or "" for c in chunks)
+    sdk_usage = chunks[-1].usage_metadata
+    assert fake.last.path.startswith(f"/{api_version or 'v1'}/")
+    texts, end, error = collect(backend, "Say hello")
+    assert error is None and "".join(texts) == sdk_text == fake.answer
+    assert (end.tokens_in, end.tokens_out) == (sdk_usage.prompt_token_count, sdk_usage.candidates_token_count)
+    assert end.finish_reason == chunks[-1].candidates[0].finish_reason.value
+
+    whole = client.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+    ours = runner.run(backend.ask("Say hello"))
+    assert whole.text == ours.text and whole.usage_metadata.prompt_token_count == ours.tokens_in
+
+
+def test_sdk_sees_the_same_safety_stop_and_lists_models(fake):
+    client = _sdk_client(fake)
+    fake.fault("safety", after=1)
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="x"))
+    assert "".join(c.text or "" for c in chunks) == "Hello "
+    assert chunks[-1].candidates[0].finish_reason.value == "SAFETY"
+    names = [m.name for m in client.models.list()]
+    assert "models/gemini-2.5-flash" in names
