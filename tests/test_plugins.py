@@ -437,3 +437,19 @@ def test_class_path_backend_through_the_api(env, monkeypatch):
     assert response.succeeded, response.error
     assert str(response) == "Hello, there"
     assert response.backend == "custom"
+
+
+def test_builtin_dirs_in_a_wheel_and_not_a_stray_plugins_folder(tmp_path, monkeypatch):
+    site = tmp_path / "site-packages"
+    package = site / "ttt_magic"
+    (package / "builtin_plugins").mkdir(parents=True)
+    (site / "plugins").mkdir()  # some other distribution's top-level "plugins": not ours
+    monkeypatch.setattr(plugins, "_package_dir", lambda: package)
+    assert plugins.builtin_plugin_dirs() == [package / "builtin_plugins"]
+
+    checkout = tmp_path / "checkout"
+    (checkout / "ttt_magic").mkdir(parents=True)
+    (checkout / "plugins").mkdir()
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'ttt-magic'\n")
+    monkeypatch.setattr(plugins, "_package_dir", lambda: checkout / "ttt_magic")
+    assert plugins.builtin_plugin_dirs() == [checkout / "plugins"]
