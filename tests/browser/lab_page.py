@@ -25,7 +25,8 @@ class Notebook:
     # ------------------------------------------------------------------ opening
 
     def open(self, url: str, *, timeout: float = 60.0) -> Notebook:
-        self.page.goto(url)
+        """Open a notebook alone (``?reset``: no tabs restored from an earlier test)."""
+        self.page.goto(url + ("&" if "?" in url else "?") + "reset")
         self.page.wait_for_selector(CELL, timeout=timeout * 1000)
         self.wait_kernel_idle(timeout=timeout)
         return self
@@ -61,11 +62,25 @@ class Notebook:
     def is_done(self, index: int) -> bool:
         return re.search(r"\[\d+\]", self.prompt(index)) is not None
 
-    def run(self, index: int) -> None:
-        """Select cell ``index`` and press Shift+Enter (does not wait)."""
-        self.cell(index).locator(".jp-InputArea-editor").click()
-        self.page.keyboard.press("Escape")  # command mode: the click must not type anything
-        self.page.keyboard.press("Shift+Enter")
+    def run(self, index: int, *, retry_after: float = 3.0) -> None:
+        """Select cell ``index`` and press Shift+Enter; returns once the cell is queued or running.
+
+        A Shift+Enter pressed while the kernel connection is still settling can be
+        dropped by the front end (the prompt stays ``[ ]``); it is then pressed
+        again, which cannot run the cell twice since it never started.
+        """
+        for _attempt in range(3):
+            before = self.prompt(index)
+            self.cell(index).locator(".jp-InputArea-editor").click()
+            self.page.keyboard.press("Escape")  # command mode: the click must not type anything
+            self.page.keyboard.press("Shift+Enter")
+            deadline = time.monotonic() + retry_after
+            while time.monotonic() < deadline:
+                now = self.prompt(index)
+                if "*" in now or (now != before and re.search(r"\[\d+\]", now)):
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"cell {index} did not start (prompt {self.prompt(index)!r})")
 
     def wait_done(self, index: int, *, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
