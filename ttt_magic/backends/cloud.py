@@ -36,7 +36,7 @@ PROVIDERS: dict[str, tuple[str, str, str]] = {
 DEFAULT_ORDER = ("openai", "anthropic", "google", "openrouter")
 #: Providers whose models OpenRouter also serves, as ``<provider>/<model>``.
 RELAYED = ("openai", "anthropic", "google")
-#: A cheap, fast model per provider, used when the catalogue suggests none.
+#: A current, inexpensive model per provider, for requests that name no model.
 DEFAULT_MODELS = {
     "openai": "gpt-4.1-nano",
     "anthropic": "claude-haiku-4-5",
@@ -144,23 +144,22 @@ class CloudBackend(BaseBackend):
     # ------------------------------------------------------------------ choosing
 
     def default_model_for(self, provider: str) -> str:
-        """``backends.<provider>.default_model``, else the catalogue's fast/cheap model, else ours."""
+        """``backends.<provider>.default_model``, else the ``cheap``/``fast`` alias when it is
+        this provider's, else our pick of a current, inexpensive model (``DEFAULT_MODELS``).
+
+        Not simply the catalogue's cheapest: that tends to be a legacy model.
+        """
         from ..registry import model_registry
 
         configured = self._provider_settings(provider).get("default_model")
         if configured:
             return str(configured)
-        if provider == "openrouter":
-            return DEFAULT_MODELS[provider]
-        aliases = model_registry.list_aliases()
-        for alias in ("cheap", "fast"):
-            info = model_registry.get_model(alias) if alias in aliases else None
-            if info is not None and _provider_of(info) == provider:
-                return info.name
-        fast = [m for m in model_registry.list_models(provider) if m.speed == "fast"]
-        if fast:
-            fast.sort(key=lambda m: (m.cost(1_000_000, 1_000_000) is None, m.cost(1_000_000, 1_000_000) or 0))
-            return fast[0].name
+        if provider != "openrouter":
+            aliases = model_registry.list_aliases()
+            for alias in ("cheap", "fast"):
+                info = model_registry.get_model(alias) if alias in aliases else None
+                if info is not None and _provider_of(info) == provider:
+                    return info.name
         return DEFAULT_MODELS[provider]
 
     def choose(self, model: str | None) -> Choice:
