@@ -116,6 +116,14 @@ def test_unavailable_without_server_says_what_to_do():
     assert probe("http://127.0.0.1:9", ttl=0)[0] is False
 
 
+def test_server_answering_5xx_is_unavailable(ollama_fake):
+    from tests.fakes.server import Reply
+
+    ollama_fake.enqueue("GET", "/api/version", Reply(503, body={"error": "starting"}))
+    backend = backend_for(ollama_fake)
+    assert backend.is_available is False and "HTTP 503" in backend.unavailable_reason
+
+
 def test_is_available_works_inside_a_running_loop(ollama_fake):
     import asyncio
 

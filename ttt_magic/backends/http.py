@@ -36,6 +36,7 @@ __all__ = [
     "get_client",
     "open_client_count",
     "parse_retry_after",
+    "probe_status",
     "redact",
     "request_json",
     "server_label",
@@ -130,6 +131,19 @@ def close_all_clients(loop: asyncio.AbstractEventLoop | None = None, *, timeout:
                 lp.run_until_complete(client.aclose())
         except Exception:  # shutdown must not fail because one socket would not close
             pass
+
+
+def probe_status(url: str, *, timeout: float = 0.5) -> int | None:
+    """Synchronous ``GET url``: its HTTP status, or ``None`` when nothing answered within ``timeout``.
+
+    For availability checks asked from sync code that may itself run inside an
+    event loop (``is_available``), where awaiting is impossible. Bounded, no pool.
+    """
+    try:
+        with httpx2.Client(timeout=timeout, headers={"user-agent": USER_AGENT}) as client:
+            return client.get(url).status_code
+    except httpx2.HTTPError:
+        return None
 
 
 # --------------------------------------------------------------------------- timeouts

@@ -43,17 +43,13 @@ def probe(
         cached = _probes.get(base_url)
         if cached is not None and now - cached[0] < ttl:
             return cached[1], cached[2]
-    import httpx2
+    from .http import probe_status
 
     reason: str | None = None
-    try:
-        with httpx2.Client(timeout=timeout) as client:
-            response = client.get(f"{base_url}/api/version")
-        ok = response.status_code < 500
-        if not ok:
-            reason = f"The Ollama server at {base_url} answered HTTP {response.status_code}."
-    except httpx2.HTTPError:
-        ok = False
+    status = probe_status(f"{base_url}/api/version", timeout=timeout)
+    ok = status is not None and status < 500
+    if status is not None and not ok:
+        reason = f"The Ollama server at {base_url} answered HTTP {status}."
     if not ok and reason is None:
         reason = (f"No Ollama server at {base_url}: start it with `ollama serve`, set OLLAMA_HOST, "
                   "or use backend='mock'.")
