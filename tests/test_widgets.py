@@ -473,3 +473,13 @@ def test_without_ipywidgets_the_error_says_how_to_get_them(monkeypatch):
     assert widgets.WIDGETS_HINT.startswith("Install ipywidgets")
     with pytest.raises(ImportError, match="ttt-magic\\[widgets\\]"):
         widgets.panel()
+
+
+def test_ask_box_can_carry_the_settings_panel(clean_widget_state):
+    box = widgets.ask_box(settings=True)
+    ctl = box.ttt_askbox
+    assert ctl.settings is not None
+    clean_widget_state.append(ctl.settings)
+    ctl.settings.backend.value = "echo"
+    assert config.get_config().default_backend == "echo"
+    assert widgets.AskBox(backend="echo").settings is None

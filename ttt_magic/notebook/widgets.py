@@ -636,7 +636,7 @@ class AskBox:
     STOPPED = "*(stopped: partial answer)*"
 
     def __init__(self, system: str | None = None, model: str | None = None, backend: str | None = None,
-                 **defaults: Any) -> None:
+                 *, settings: bool = False, **defaults: Any) -> None:
         w = _ipywidgets()
         from ..api import chat
 
@@ -652,15 +652,24 @@ class AskBox:
                                  layout=w.Layout(width="100%"))
         self.ask_button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
-        self.new_button = w.Button(description="New conversation", icon="eraser")
+        self.new_button = w.Button(description="New conversation", icon="eraser",
+                                   layout=w.Layout(width="auto"))
         self.status = w.HTML()
         self.transcript = w.VBox([])
         for control, css in [(self.prompt, "ttt-prompt"), (self.ask_button, "ttt-ask"),
                              (self.stop_button, "ttt-stop"), (self.new_button, "ttt-new"),
                              (self.status, "ttt-askbox-status"), (self.transcript, "ttt-transcript")]:
             control.add_class(css)
-        self.widget = w.VBox([self.transcript, self.prompt,
-                              w.HBox([self.ask_button, self.stop_button, self.new_button]), self.status])
+        parts = [self.transcript, self.prompt,
+                 w.HBox([self.ask_button, self.stop_button, self.new_button]), self.status]
+        self.settings: SelectorsPanel | None = None
+        if settings:  # the selectors panel, folded, above the conversation (for dashboards)
+            self.settings = SelectorsPanel()
+            folded = w.Accordion(children=[self.settings.widget])
+            folded.set_title(0, "Settings")
+            folded.selected_index = None
+            parts.insert(0, folded)
+        self.widget = w.VBox(parts)
         self.widget.add_class("ttt-askbox")
         self.widget.ttt_askbox = self
 
@@ -786,6 +795,11 @@ class AskBox:
 
 
 def ask_box(system: str | None = None, model: str | None = None, backend: str | None = None,
-            **defaults: Any) -> Any:
-    """A chat box (ipywidgets ``VBox``; its controller is ``.ttt_askbox``) for demos and Voila."""
-    return AskBox(system=system, model=model, backend=backend, **defaults).widget
+            *, settings: bool = False, **defaults: Any) -> Any:
+    """A chat box (ipywidgets ``VBox``; its controller is ``.ttt_askbox``) for demos and Voila.
+
+    ``system``/``model``/``backend`` fix them for this conversation (else the
+    configuration and the panel decide); ``settings=True`` adds the selectors
+    panel, folded, above it.
+    """
+    return AskBox(system=system, model=model, backend=backend, settings=settings, **defaults).widget
