@@ -453,3 +453,14 @@ def test_builtin_dirs_in_a_wheel_and_not_a_stray_plugins_folder(tmp_path, monkey
     (checkout / "pyproject.toml").write_text("[project]\nname = 'ttt-magic'\n")
     monkeypatch.setattr(plugins, "_package_dir", lambda: checkout / "ttt_magic")
     assert plugins.builtin_plugin_dirs() == [checkout / "plugins"]
+
+
+def test_dotted_requirement_of_a_missing_package_does_not_break_the_plugin(env):
+    write(
+        env["cwd"] / "ai_plugins" / "dotted.py",
+        plugin_source("dotted", extra=', requires=["surely_missing_pkg_xyz.sub"]'),
+    )
+    record = by_name(plugins.discover_plugins())["dotted"]
+    assert record.loaded, record.error
+    assert any("surely_missing_pkg_xyz.sub" in note for note in record.notes)
+    assert backend_registry.availability("dotted")[0] is False

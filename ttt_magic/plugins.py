@@ -170,7 +170,10 @@ class PluginRegistry:
             self._record.backends.append(name)
         if existing is not None and existing.source != self.source:
             self._record.notes.append(f"backend {name!r} replaces the one from {existing.source}")
-        missing = entry.missing_requirements()
+        try:
+            missing = entry.missing_requirements()
+        except Exception:  # e.g. a dotted requirement whose parent package is absent
+            missing = list(entry.requires)
         if missing:
             self._record.notes.append(
                 f"backend {name!r} needs {', '.join(missing)} (not installed): unavailable"
