@@ -113,8 +113,21 @@ def test_reasoning_models_get_max_completion_tokens_and_no_temperature(openai_fa
     assert "max_tokens" not in body and "temperature" not in body
 
 
+def test_catalogue_reasoning_capability_counts_for_openai_models(openai_fake):
+    from ttt_magic.models import ModelInfo
+
+    model_registry.add_model(ModelInfo(name="gpt-4o-mini-thinker", provider="openai",
+                                       capabilities=["text", "reasoning"]))
+    try:
+        openai_fake.models.append("gpt-4o-mini-thinker")
+        _, _, error = stream(backend_for(openai_fake), model="gpt-4o-mini-thinker", max_tokens=7)
+        assert error is None and openai_fake.last.json["max_completion_tokens"] == 7
+    finally:
+        model_registry.remove_model("gpt-4o-mini-thinker")
+
+
 def test_build_payload_rules():
-    assert all(is_reasoning_model(m) for m in ("o1", "gpt-5-mini", "openai/o4-mini"))
+    assert all(is_reasoning_model(m) for m in ("o1", "gpt-5-mini", "openai/o4-mini", "gpt-6-luna"))
     assert not is_reasoning_model("gpt-4o") and not is_reasoning_model("gpt-5-chat-latest")
     msgs = [{"role": "user", "content": "x"}]
     assert build_payload(msgs, model="o3", temperature=1.0)["temperature"] == 1.0

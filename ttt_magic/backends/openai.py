@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 MODELS_TTL = 300.0
-REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -341,7 +341,14 @@ class OpenAIBackend(BaseBackend):
         messages = self.build_messages(prompt, system, kwargs.get("history"))
         extra = {k: kwargs.get(k) for k in ("stop", "top_p", "seed", "presence_penalty", "frequency_penalty")}
         return build_payload(messages, model=provider_id, temperature=temperature, max_tokens=max_tokens,
-                             stream=stream, extra=extra)
+                             stream=stream, extra=extra, reasoning=self._reasoning(provider_id))
+
+    def _reasoning(self, provider_id: str) -> bool:
+        """Name rules, or the catalogue marking an OpenAI model as a reasoning one."""
+        if is_reasoning_model(provider_id):
+            return True
+        info = _model_info(provider_id) if self.provider == "openai" else None
+        return bool(info is not None and info.provider == "openai" and "reasoning" in info.capabilities)
 
     @property
     def chat_url(self) -> str:
