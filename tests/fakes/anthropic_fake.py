@@ -225,7 +225,7 @@ class AnthropicFake(FakeServer):
                 200, body='{"id": "msg_fake_01", "type": "message", "content": [{"type": "te',
                 content_type="application/json")
         if mode == "large":
-            return self._answer_for(request, chunks=words(large_text()))
+            return self._answer_for(request, chunks=pieces(large_text()))
         reply = self._answer_for(request)
         if not streaming:
             raw = json.dumps(reply.body)
@@ -259,6 +259,11 @@ class AnthropicFake(FakeServer):
 def halves(raw: str) -> list[str]:
     """A body in two chunks, so a fault can strike between them."""
     return [raw[: len(raw) // 2], raw[len(raw) // 2:]]
+
+
+def pieces(text: str, size: int = 1000) -> list[str]:
+    """``text`` in chunks of ``size`` characters (a large answer in a realistic number of events)."""
+    return [text[i:i + size] for i in range(0, len(text), size)]
 
 
 def large_text(n: int = 20000) -> str:

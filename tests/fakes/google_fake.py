@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.fakes.anthropic_fake import halves, large_text, words
+from tests.fakes.anthropic_fake import halves, large_text, pieces, words
 from tests.fakes.server import FakeServer, Recorded, Reply
 
 __all__ = ["FAULTS", "GeminiFake"]
@@ -227,7 +227,7 @@ class GeminiFake(FakeServer):
                 return Reply(200, content_type="application/json", body='{"candidates": [{"content": {"par')
             return self._stream_reply(request, self._chunks(request, texts, stop_after=after, finish=""))
         if mode == "large":
-            big = words(large_text())
+            big = pieces(large_text())
             if not streaming:
                 return Reply(200, body=self._whole(request, big, "STOP"))
             return self._stream_reply(request, self._chunks(request, big))
