@@ -337,6 +337,7 @@ class TTTMagics(Magics):
 
         ``%ttt_config key=value ...`` sets values (YAML scalars and lists:
         ``timeout=10``, ``stream=false``, ``fallback_order=[cloud, local]``,
+        ``model_aliases={quick: gpt-4.1-nano}``,
         ``backends.mock.delay=0``; an empty value unsets). ``--show`` prints every
         setting with its source; ``--reset`` forgets what was set here or by
         ``configure()``. With no arguments: the selector panel (with ipywidgets) or
@@ -345,10 +346,7 @@ class TTTMagics(Magics):
         from ..config import get_config, reset
         from ..errors import ConfigError
 
-        try:
-            words = shlex.split(line, posix=True)
-        except ValueError as exc:
-            return self._show_error(f"Cannot read the arguments: {exc}.")
+        words = split_words(line)
         flags = {w for w in words if w.startswith("--")}
         assignments = [w for w in words if not w.startswith("--")]
         unknown = flags - {"--show", "--reset"}
@@ -433,6 +431,38 @@ class _BadInput(Exception):
 
 
 # --------------------------------------------------------------------------- tables
+
+
+def split_words(line: str) -> list[str]:
+    """Split on spaces outside quotes and brackets: ``models=[{name: a, provider: b}]`` is one word.
+
+    Quotes stay in the word so that YAML can read ``system="be brief"`` as a string.
+    """
+    words: list[str] = []
+    buf: list[str] = []
+    depth = 0
+    quote: str | None = None
+    for char in line:
+        if quote:
+            buf.append(char)
+            if char == quote:
+                quote = None
+            continue
+        if char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth = max(0, depth - 1)
+        elif char.isspace() and depth == 0:
+            if buf:
+                words.append("".join(buf))
+                buf = []
+            continue
+        buf.append(char)
+    if buf:
+        words.append("".join(buf))
+    return words
 
 
 def _parse_assignments(words: list[str]) -> dict[str, Any]:

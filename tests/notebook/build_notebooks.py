@@ -1,0 +1,472 @@
+"""Build the example notebooks in notebooks/ and save them with outputs, the way CI checks them.
+
+The notebooks' source lives here (one list of cells each) so that they stay
+reviewable and are always saved executed under the nbval recipe of
+docs/notebook-ci.md: ``TTT_STREAM=0`` (one final display per ``%%ask``), the
+``mock`` backend with no delay, no provider keys. Run after changing a cell or
+the rendering::
+
+    .venv/bin/python tests/notebook/build_notebooks.py            # all
+    .venv/bin/python tests/notebook/build_notebooks.py 01_quickstart
+
+``tests/notebook/test_nb_nbval.py`` then runs ``pytest --nbval`` on them.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+sys.path.insert(0, str(REPO))
+
+from tests.notebook.kernel_harness import isolated_env  # noqa: E402
+
+KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY")
+
+SETUP = f"""%load_ext ttt_magic
+# Offline unless you have a key: with no provider key in the environment, answers come
+# from the built-in `mock` backend (a pretend model, no network). Set OPENAI_API_KEY,
+# ANTHROPIC_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY before starting Jupyter
+# (or run a local Ollama and remove these lines) to get real answers.
+import os
+if not any(os.environ.get(k) for k in {KEYS!r}):
+    %ttt_config default_backend=mock"""
+
+SETUP_NOTE = (
+    "**Setup.** This cell loads the extension. Without an API key it switches to the `mock` backend, "
+    "so every cell below runs offline and gives the same answers each time; with a key set, the same "
+    "cells ask a real model."
+)
+
+
+def md(text: str) -> dict:
+    return nbformat.v4.new_markdown_cell(text.strip())
+
+
+def code(text: str) -> dict:
+    return nbformat.v4.new_code_cell(text.strip())
+
+
+QUICKSTART = [
+    md("""
+# ttt-magic quickstart
+
+`%%ask` sends the cell to a language model and streams the answer into the output as Markdown.
+This notebook covers loading, asking, streaming, variables, output formats, keeping answers and
+conversations.
+"""),
+    md(SETUP_NOTE),
+    code(SETUP),
+    md("""
+## Ask
+
+Everything below the `%%ask` line is the prompt. The answer streams in as it is generated; the
+small line under it says which model and backend answered, the tokens used, the time and (for
+paid models) the cost.
+"""),
+    code("""
+%%ask
+Explain what a Python list comprehension is.
+"""),
+    md("""
+## Your variables in the prompt
+
+`{name}`, `{obj.attr}`, `{d['key']}`, `{items[0]}`, `{In[3]}`, `{Out[3]}` and `{_}` are replaced
+by their values. Every other brace stays exactly as written (JSON, dict comprehensions, LaTeX
+such as `\\frac{a}{b}`, `{{ templates }}`, names you have not defined), so code can be pasted
+into prompts safely. `--raw` turns replacement off.
+"""),
+    code("""
+numbers = [3, 1, 2]
+topic = "sorting"
+"""),
+    code("""
+%%ask
+I have the list {numbers}. Explain {topic} it. Braces like {"json": true} or {undefined} stay as written.
+"""),
+    md("""
+## One-line questions
+
+`%ask` takes the prompt from the rest of the line (options first).
+"""),
+    code("%ask What is a tuple?"),
+    md("""
+## Formats
+
+`-f code` keeps only the code, highlighted (`--insert` also puts it in a new cell below);
+`-f json` parses and pretty-prints JSON (or says why it is not valid); `-f text` and `-f html`
+show the answer as plain text or HTML. The `echo` backend used for JSON here simply repeats
+the prompt.
+"""),
+    code("""
+%%ask -f code
+Write python code that sorts a list of numbers
+"""),
+    code("""
+%%ask -b echo -f json
+{"name": "Ada", "languages": ["python", "sql"], "active": true}
+"""),
+    md("""
+## Keep the answer
+
+`-o NAME` stores the answer, an `AIResponse`: a string that also knows its model, backend,
+tokens, time, cost and route. The latest answer is always in `ttt_magic.last_response`.
+"""),
+    code("""
+%%ask -o answer
+Explain what a dictionary is
+"""),
+    code("""
+import ttt_magic
+print(answer.backend, answer.model, answer.tokens_out)
+print(ttt_magic.last_response is answer)
+"""),
+    md("""
+## Conversations
+
+`-c` (or `--chat NAME`) continues a conversation, so the model sees the earlier turns;
+`--new` starts it afresh.
+"""),
+    code("""
+%%ask -c --new
+What is a list?
+"""),
+    code("""
+%%ask -c
+And how is a tuple different?
+"""),
+    md("""
+## When something goes wrong
+
+Errors are one short message with what to do, never a traceback, and the run continues
+(set `raise_on_error=true` to make them stop a notebook instead). The mock backend fails
+on purpose when a prompt contains `[fail]`.
+"""),
+    code("""
+%%ask
+[fail] Show me what an error looks like
+"""),
+    md("""
+Next: `02_routing_and_config.ipynb` (choosing models, rules, fallbacks, settings),
+`03_plugins.ipynb` (your own backend), `04_data_exploration.ipynb` (DataFrames in prompts).
+Run `%%ask?` for every option.
+"""),
+]
+
+ROUTING = [
+    md("""
+# Routing and configuration
+
+How a backend and model are chosen for each question, how to change that, and where settings
+come from.
+"""),
+    md(SETUP_NOTE),
+    code(SETUP),
+    md("""
+## Models and aliases
+
+`%ttt_models [FILTER]` lists the catalogue and its aliases (`fast`, `best`, `coding`, ...).
+`-m` takes a model name or an alias.
+"""),
+    code("%ttt_models claude"),
+    md("""
+You can add models and aliases of your own. Here two models served by the `mock` backend
+(provider `mock`), and an alias for one of them:
+"""),
+    code("%ttt_config models=[{name: mock-1, provider: mock, aliases: [tiny]}, "
+         "{name: mock-fast, provider: mock}]"),
+    code("%ttt_config model_aliases={quick: mock-fast}"),
+    md("""
+## Why this backend? `--explain`
+
+`--explain` shows the routing decision, step by step, before the answer.
+"""),
+    code("""
+%%ask -m quick --explain
+What is recursion?
+"""),
+    md("""
+## Rules
+
+`routing.rules` send prompts that match a condition (`contains`, `length_gt`, `length_lt`) to
+a backend or model. This rule sends poems to the `echo` backend:
+"""),
+    code("%ttt_config routing={rules: [{if: {contains: [poem]}, prefer_backend: echo}]}"),
+    code("""
+%%ask --explain
+Write a poem about the sea
+"""),
+    md("""
+## Fallbacks
+
+When the chosen backend is unavailable or fails, the next one of `fallback_order` answers.
+`-m fast` names a cloud model: without a key the cloud backend is unavailable and `mock`
+takes over; the route records every attempt.
+"""),
+    code("%ttt_config fallback_order=[mock]"),
+    code("""
+%%ask -m fast --explain
+Say hello quickly
+"""),
+    code("""
+import ttt_magic
+[(a["backend"], a["outcome"]) for a in ttt_magic.last_response.route["attempts"]]
+"""),
+    md("""
+## Where settings come from
+
+Highest first: `%ttt_config` / `configure()`, environment variables (`TTT_*` and the providers'
+own, such as `OPENAI_API_KEY`), YAML files (`./ttt.yaml`, `~/.config/ttt/config.yaml`, ... or
+the file named by `TTT_CONFIG`), defaults. Here a file sets `timeout`:
+"""),
+    code("""
+import os, pathlib, tempfile
+config_file = pathlib.Path(tempfile.mkdtemp()) / "ttt.yaml"
+config_file.write_text("timeout: 12\\nmax_retries: 1\\n")
+os.environ["TTT_CONFIG"] = str(config_file)
+
+settings = ttt_magic.get_config()
+print(settings.timeout, settings.max_retries, settings.source("timeout") == str(config_file))
+"""),
+    md("""
+`%ttt_config --show` prints every setting with its value and source (API keys masked). The
+output names this machine's paths, so the cell is marked for nbval to skip comparing it.
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+%ttt_config --show
+"""),
+    code("""
+del os.environ["TTT_CONFIG"]
+"""),
+    md("""
+IPython's own configuration works too: `%config TTTMagics.footer = False` here, or
+`c.TTTMagics.default_backend = "mock"` in `ipython_config.py` (with
+`c.InteractiveShellApp.extensions = ["ttt_magic"]` to load the extension at start).
+"""),
+    code("%config TTTMagics.footer = False"),
+    code("%ask -m tiny What is a closure?"),
+    code("%config TTTMagics.footer = True"),
+    md("""
+With ipywidgets installed, `%ttt_config` alone shows a panel of selectors for the default
+backend and model. Unknown keys get a suggestion:
+"""),
+    code("%ttt_config default_bakend=mock"),
+]
+
+PLUGIN_FILE = '''
+"""A plugin file: answers with the words of the prompt in reverse order."""
+from ttt_magic.backends import BaseBackend
+
+
+class ReverseBackend(BaseBackend):
+    backend_name = "reverse"
+
+    async def astream(self, prompt, **kwargs):
+        for word in reversed(prompt.split()):
+            yield word + " "
+
+
+def register_plugin(registry):
+    registry.register_backend("reverse", ReverseBackend, version="1.0",
+                              description="Reverses the prompt's words")
+'''
+
+PLUGINS = [
+    md("""
+# Plugins: your own backend
+
+A backend is a class with an async `astream` (or `ask`) method. Register it and `%%ask -b NAME`
+uses it, with streaming, routing, footers and errors handled as for the built-in ones.
+"""),
+    md(SETUP_NOTE),
+    code(SETUP),
+    md("## A backend in a cell"),
+    code('''
+from ttt_magic import register_backend
+from ttt_magic.backends import BaseBackend
+
+
+class ShoutBackend(BaseBackend):
+    """Answers with the prompt in capitals, one word at a time."""
+
+    backend_name = "shout"
+
+    async def astream(self, prompt, **kwargs):
+        for word in prompt.split():
+            yield word.upper() + " "
+
+
+entry = register_backend("shout", ShoutBackend)
+'''),
+    code("""
+%%ask -b shout
+plugins are small classes
+"""),
+    md("""
+## Give it models
+
+A model whose provider is the backend's name is routed to it, and aliases work as usual.
+"""),
+    code("""
+from ttt_magic import ModelInfo, model_registry
+
+model_registry.add_model(ModelInfo(name="shout-1", provider="shout", aliases=["loud"]))
+"""),
+    code("""
+%%ask -m loud --explain
+routing finds my backend
+"""),
+    md("""
+## A plugin file
+
+Plugins are Python files with a `register_plugin(registry)` function, loaded with
+`ttt_magic.load_plugin(path)` or discovered automatically in `~/.config/ttt/plugins/`,
+`~/.ai/plugins/`, `./ai_plugins/` and the `ttt_magic.plugins` entry point group.
+"""),
+    code(f'''
+import pathlib, tempfile
+import ttt_magic
+
+plugin_path = pathlib.Path(tempfile.mkdtemp()) / "reverse_backend.py"
+plugin_path.write_text({PLUGIN_FILE!r})
+
+record = ttt_magic.load_plugin(plugin_path)
+print(record.status, record.backends)
+'''),
+    code("""
+%%ask -b reverse
+first second third
+"""),
+    md("""
+`%ttt_status` lists every backend (available or why not), every plugin (loaded or failed, with
+the error), and this session's calls, tokens and cost. It shows this machine's paths, so nbval
+skips comparing it.
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+%ttt_status
+"""),
+    md("""
+A plugin that fails to load does not break anything else: its error is shown by `%ttt_status`
+and by `load_plugin`'s record.
+"""),
+    code('''
+broken_path = plugin_path.with_name("broken_backend.py")
+broken_path.write_text("def register_plugin(registry):\\n"
+                       "    raise RuntimeError('no config for this plugin')\\n")
+broken = ttt_magic.load_plugin(broken_path)
+print(broken.status, "-", broken.error.split(" (")[0])
+'''),
+]
+
+DATA = [
+    md("""
+# Exploring a DataFrame with `%%ask`
+
+A DataFrame in braces is sent as a compact text table (at most 20 rows and 12 columns;
+anything longer than `interpolation_limit` characters is cut with a visible note).
+"""),
+    md(SETUP_NOTE),
+    code(SETUP),
+    code("""
+import pandas as pd
+
+df = pd.DataFrame({
+    "city": ["Oslo", "Lima", None, "Pune", "Quito"],
+    "temp_c": [3.5, 19.0, None, 31.2, 14.8],
+    "rain_mm": [49, 1, None, 12, 80],
+})
+df
+"""),
+    md("What the model receives for `{df}`:"),
+    code("""
+from ttt_magic.notebook.interpolate import interpolate
+
+print(interpolate("{df}", globals()))
+"""),
+    code("""
+%%ask
+Explain what the shape {df.shape} of my data means, and which rows look incomplete:
+
+{df}
+"""),
+    md("""
+## Generate code, insert it below
+
+`-f code` shows only the code; `--insert` also puts it in a new cell right below this one
+(in JupyterLab or Notebook), ready to review and run. `-o` keeps the whole answer.
+"""),
+    code("""
+%%ask -f code --insert -o code_answer
+Write pandas code that drops the empty rows of this DataFrame:
+
+{df}
+"""),
+    code("""
+from ttt_magic.notebook.render import extract_code
+
+snippet, language = extract_code(code_answer)
+print(language, len(snippet.splitlines()), "lines")
+"""),
+    md("Summaries work the same way:"),
+    code("""
+stats = df.describe().round(1)
+"""),
+    code("""
+%%ask
+Which column varies most, judging by these statistics?
+
+{stats}
+"""),
+]
+
+NOTEBOOKS_SPEC = {
+    "01_quickstart": QUICKSTART,
+    "02_routing_and_config": ROUTING,
+    "03_plugins": PLUGINS,
+    "04_data_exploration": DATA,
+}
+
+
+def build(name: str, cells: list[dict]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = cells
+    home = Path(tempfile.mkdtemp(prefix="ttt-nb-home-"))
+    env = isolated_env(home, TTT_STREAM="0", TTT_MOCK_DELAY="0")
+    import os
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits this environment
+    try:
+        client = NotebookClient(nb, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
+        cell["id"] = f"{name[:2]}-{i:02d}"
+    path = NOTEBOOKS / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def main(argv: list[str]) -> None:
+    NOTEBOOKS.mkdir(exist_ok=True)
+    wanted = argv or list(NOTEBOOKS_SPEC)
+    for name in wanted:
+        print("built", build(name, NOTEBOOKS_SPEC[name]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
