@@ -54,16 +54,20 @@ def test_search_order_is_the_documented_one(isolated_env):
     cwd = str(Path.cwd())
     assert names[:4] == [f"{cwd}/ttt.yaml", f"{cwd}/ttt.yml", f"{cwd}/.ttt.yaml", f"{cwd}/.ttt.yml"]
     assert names[4:] == [
-        f"{isolated_env}/.config/ttt/config.yaml", f"{isolated_env}/.config/ttt/config.yml",
-        f"{isolated_env}/.ttt.yaml", f"{isolated_env}/.ttt.yml",
+        f"{isolated_env}/.config/ttt/config.yaml",
+        f"{isolated_env}/.config/ttt/config.yml",
+        f"{isolated_env}/.ttt.yaml",
+        f"{isolated_env}/.ttt.yml",
     ]
 
 
 def test_files_merge_key_by_key_project_over_user(isolated_env):
     from pathlib import Path
 
-    user = write(isolated_env / ".config/ttt/config.yaml",
-                 "timeout: 5\nmax_retries: 9\nbackends:\n  local: {timeout: 60}\n")
+    user = write(
+        isolated_env / ".config/ttt/config.yaml",
+        "timeout: 5\nmax_retries: 9\nbackends:\n  local: {timeout: 60}\n",
+    )
     project = write(Path.cwd() / "ttt.yaml", "timeout: 11\nbackends:\n  cloud: {default_model: x}\n")
     cfg = get_config()
     assert cfg.timeout == 11.0 and cfg.source("timeout") == str(project)
@@ -127,9 +131,13 @@ def test_ollama_host_without_scheme(monkeypatch):
 
 @pytest.mark.parametrize(
     ("var", "key"),
-    [("OPENAI_API_KEY", "openai_api_key"), ("ANTHROPIC_API_KEY", "anthropic_api_key"),
-     ("GEMINI_API_KEY", "google_api_key"), ("GOOGLE_API_KEY", "google_api_key"),
-     ("OPENROUTER_API_KEY", "openrouter_api_key")],
+    [
+        ("OPENAI_API_KEY", "openai_api_key"),
+        ("ANTHROPIC_API_KEY", "anthropic_api_key"),
+        ("GEMINI_API_KEY", "google_api_key"),
+        ("GOOGLE_API_KEY", "google_api_key"),
+        ("OPENROUTER_API_KEY", "openrouter_api_key"),
+    ],
 )
 def test_provider_keys_from_env_are_masked(monkeypatch, var, key):
     secret = "sk-envsecret-0123456789abcd"
@@ -143,7 +151,12 @@ def test_provider_keys_from_env_are_masked(monkeypatch, var, key):
 
 
 def test_configure_api_key_as_in_the_seed():
-    configure(default_backend="cloud", default_model="gpt-4o-mini", timeout=60, openai_api_key="sk-your-key-123456789")
+    configure(
+        default_backend="cloud",
+        default_model="gpt-4o-mini",
+        timeout=60,
+        openai_api_key="sk-your-key-123456789",
+    )
     cfg = get_config()
     assert (cfg.default_backend, cfg.default_model, cfg.timeout) == ("cloud", "gpt-4o-mini", 60.0)
     assert cfg.secret("openai_api_key") == "sk-your-key-123456789"
@@ -153,7 +166,9 @@ def test_configure_api_key_as_in_the_seed():
 def test_full_seed_schema_file_loads():
     from pathlib import Path
 
-    write(Path.cwd() / "ttt.yaml", """
+    write(
+        Path.cwd() / "ttt.yaml",
+        """
 default_backend: auto
 default_model: null
 timeout: 30
@@ -192,14 +207,19 @@ routing:
       prefer_model: claude-3-sonnet
     - if: {length_gt: 200}
       prefer_model: gpt-4
-""")
+""",
+    )
     cfg = get_config()
     assert cfg.model_aliases["coding"] == "claude-3-sonnet"
     assert cfg.models[0]["provider_name"] == "ft:gpt-3.5-turbo:org:custom:id"
     assert cfg.backend_config("local")["timeout"] == 60
     assert cfg.backend_config("cloud")["provider_order"] == ["openai", "anthropic", "google"]
     assert cfg.routing["code_keywords"] == ["code", "function", "debug"]
-    assert cfg.routing["rules"][1] == {"if": {"length_gt": 200}, "prefer_model": "gpt-4", "prefer_backend": None}
+    assert cfg.routing["rules"][1] == {
+        "if": {"length_gt": 200},
+        "prefer_model": "gpt-4",
+        "prefer_backend": None,
+    }
 
 
 def test_backend_config_specific_wins_over_global():

@@ -33,11 +33,19 @@ def test_get_model_metadata():
 
 
 def test_add_model_as_in_the_seed():
-    model_registry.add_model(ModelInfo(
-        name="my-model", provider="openai", provider_name="gpt-3.5-turbo-16k",
-        aliases=["long-context", "16k"], speed="fast", quality="medium",
-        capabilities=["text", "chat"], context_length=16384, cost_per_token=0.00002,
-    ))
+    model_registry.add_model(
+        ModelInfo(
+            name="my-model",
+            provider="openai",
+            provider_name="gpt-3.5-turbo-16k",
+            aliases=["long-context", "16k"],
+            speed="fast",
+            quality="medium",
+            capabilities=["text", "chat"],
+            context_length=16384,
+            cost_per_token=0.00002,
+        )
+    )
     try:
         assert model_registry.get_model("long-context").provider_name == "gpt-3.5-turbo-16k"
         assert model_registry.list_aliases()["16k"] == "my-model"
@@ -49,7 +57,9 @@ def test_add_model_as_in_the_seed():
 
 def test_config_models_and_aliases_merge_in():
     configure(
-        models=[{"name": "my-custom-model", "provider": "openai", "provider_name": "ft:x", "aliases": ["tuned"]}],
+        models=[
+            {"name": "my-custom-model", "provider": "openai", "provider_name": "ft:x", "aliases": ["tuned"]}
+        ],
         model_aliases={"fast": "gpt-3.5-turbo", "house": "tuned"},
     )
     assert model_registry.get_model("tuned").provider_name == "ft:x"

@@ -120,8 +120,10 @@ def test_unknown_backend_raises_with_suggestion(backends):
     [("please debug this function", "coding"), ("a quick summary", "fast"), ("explain entropy", "best")],
 )
 def test_keywords_pick_aliases(backends, prompt, alias):
-    configure(routing={"code_keywords": ["debug"], "speed_keywords": ["quick"], "quality_keywords": ["explain"]},
-              model_aliases={alias: "primary/m-" + alias})
+    configure(
+        routing={"code_keywords": ["debug"], "speed_keywords": ["quick"], "quality_keywords": ["explain"]},
+        model_aliases={alias: "primary/m-" + alias},
+    )
     decided = route(prompt)
     assert decided.backend == "primary" and decided.model == "primary/m-" + alias
     assert "keyword" in " ".join(decided.steps)
@@ -142,10 +144,12 @@ def test_keywords_respect_a_fixed_default_backend(backends):
 def test_rules_contains_and_length(backends):
     configure(
         default_backend="secondary",
-        routing={"rules": [
-            {"if": {"contains": ["sql"]}, "prefer_backend": "primary"},
-            {"if": {"length_gt": 20}, "prefer_model": "primary/long"},
-        ]},
+        routing={
+            "rules": [
+                {"if": {"contains": ["sql"]}, "prefer_backend": "primary"},
+                {"if": {"length_gt": 20}, "prefer_model": "primary/long"},
+            ]
+        },
     )
     assert route("some SQL please").backend == "primary"
     long = route("x" * 30)
@@ -158,7 +162,9 @@ def test_default_model_then_default_backend(backends):
     configure(default_model="primary/x")
     decided = route("anything")
     assert (decided.backend, decided.model) == ("primary", "primary/x")
-    configure(default_model=None, default_backend="secondary", backends={"secondary": {"default_model": "s1"}})
+    configure(
+        default_model=None, default_backend="secondary", backends={"secondary": {"default_model": "s1"}}
+    )
     decided = route("anything")
     assert (decided.backend, decided.model) == ("secondary", "s1")
 
@@ -168,8 +174,10 @@ def test_availability_skips_unavailable_choices(backends):
     decided = route("hello")
     assert decided.backend is None
     assert "down for maintenance" in decided.explain()
-    configure(routing={"rules": [{"if": {"contains": ["hello"]}, "prefer_backend": "down"}]},
-              default_backend="primary")
+    configure(
+        routing={"rules": [{"if": {"contains": ["hello"]}, "prefer_backend": "down"}]},
+        default_backend="primary",
+    )
     decided = route("hello")
     assert decided.backend == "primary"
     assert "unavailable: down for maintenance" in decided.explain()
@@ -303,8 +311,11 @@ def test_timeout_is_per_attempt(backends, fake_sleep):
 
 
 def test_usage_and_cost_from_catalogue(backends):
-    ttt_magic.model_registry.add_model(ttt_magic.ModelInfo(
-        name="priced", provider="primary", input_cost_per_mtok=1_000_000, output_cost_per_mtok=2_000_000))
+    ttt_magic.model_registry.add_model(
+        ttt_magic.ModelInfo(
+            name="priced", provider="primary", input_cost_per_mtok=1_000_000, output_cost_per_mtok=2_000_000
+        )
+    )
     try:
         response = ask("hi", model="priced")
         assert (response.tokens_in, response.tokens_out) == (3, 2)

@@ -32,7 +32,9 @@ class Words(BaseBackend):
                 if type(self).delay:
                     await asyncio.sleep(type(self).delay)
                 yield word + " "
-            yield StreamEnd(model=model or "w-1", tokens_in=len(prompt.split()), tokens_out=len(prompt.split()))
+            yield StreamEnd(
+                model=model or "w-1", tokens_in=len(prompt.split()), tokens_out=len(prompt.split())
+            )
         finally:
             type(self).closed.set()
 
@@ -48,8 +50,18 @@ def words():
 
 def test_public_import_paths():
     from ttt_magic import (  # noqa: F401
-        aask, ask, astream, chat, configure, discover_plugins, get_config, load_plugin, model_registry,
-        register_backend, route, stream,
+        aask,
+        ask,
+        astream,
+        chat,
+        configure,
+        discover_plugins,
+        get_config,
+        load_plugin,
+        model_registry,
+        register_backend,
+        route,
+        stream,
     )
     from ttt_magic.backends import BaseBackend  # noqa: F401
     from ttt_magic.models import AIResponse, ModelInfo  # noqa: F401
@@ -71,8 +83,9 @@ def test_ask_inside_a_running_loop():
 
 def test_ask_from_threads():
     results = []
-    threads = [threading.Thread(target=lambda i=i: results.append(ask(f"t {i}", backend="words")))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(ask(f"t {i}", backend="words"))) for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -211,8 +224,11 @@ def test_lazy_import_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, ttt_magic; ttt_magic.load_ipython_extension; "
-            "print(sorted(m for m in ('httpx2','yaml','ipywidgets','IPython','ttt_magic.api') if m in sys.modules))")
+    code = (
+        "import sys, ttt_magic; ttt_magic.load_ipython_extension; "
+        "heavy = ('httpx2', 'yaml', 'ipywidgets', 'IPython', 'ttt_magic.api'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert "ask" in dir(ttt_magic)

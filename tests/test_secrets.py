@@ -27,10 +27,20 @@ def test_mask_shapes():
 
 
 def test_nested_backend_keys_are_masked_in_displays():
-    configure(backends={"my-vllm": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
-                                    "api_key": SENTINEL, "api_key_env": "MY_KEY"}})
+    configure(
+        backends={
+            "my-vllm": {
+                "type": "openai-compatible",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key": SENTINEL,
+                "api_key_env": "MY_KEY",
+            }
+        }
+    )
     vllm = get_config().backends["my-vllm"]
-    shown = display_value({"api_key": vllm["api_key"], "api_key_env": vllm["api_key_env"]}) + str(get_config())
+    shown = display_value({"api_key": vllm["api_key"], "api_key_env": vllm["api_key_env"]}) + str(
+        get_config()
+    )
     assert SENTINEL not in shown and "MY_KEY" in shown and "…a5b4" in shown
 
 

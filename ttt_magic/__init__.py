@@ -39,7 +39,29 @@ _LAZY = {
     "BaseBackend": "ttt_magic.backends.base",
 }
 
-__all__ = [*sorted(_LAZY), "last_response", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "AIResponse",
+    "BaseBackend",
+    "Chat",
+    "ModelInfo",
+    "aask",
+    "ask",
+    "ask_many",
+    "astream",
+    "backend_registry",
+    "chat",
+    "configure",
+    "discover_plugins",
+    "get_config",
+    "last_response",
+    "load_ipython_extension",
+    "load_plugin",
+    "model_registry",
+    "register_backend",
+    "route",
+    "stream",
+    "unload_ipython_extension",
+]
 
 #: The most recent answer given by ``%%ask`` / ``%ask`` (an ``AIResponse``), or None.
 last_response: Any = None

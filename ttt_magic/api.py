@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from . import router, runner
 from .models import AIResponse, Message
 from .router import Request, Route, StreamOutcome
 
-__all__ = ["AnswerStream", "AsyncAnswerStream", "Chat", "aask", "ask", "ask_many", "astream", "chat",
-           "route", "usage"]
+__all__ = [
+    "AnswerStream",
+    "AsyncAnswerStream",
+    "Chat",
+    "aask",
+    "ask",
+    "ask_many",
+    "astream",
+    "chat",
+    "route",
+    "usage",
+]
 
 INTERRUPTED = "Interrupted: the answer is incomplete."
 
@@ -46,8 +56,13 @@ class _Usage:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"calls": self.calls, "failures": self.failures, "tokens_in": self.tokens_in,
-                    "tokens_out": self.tokens_out, "cost": round(self.cost, 6)}
+            return {
+                "calls": self.calls,
+                "failures": self.failures,
+                "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out,
+                "cost": round(self.cost, 6),
+            }
 
 
 _usage = _Usage()
@@ -71,8 +86,16 @@ def _request(
     history: Iterable[Message] | None,
     options: dict[str, Any],
 ) -> tuple[Request, Route]:
-    request = Request(prompt, model=model, backend=backend, system=system, temperature=temperature,
-                      max_tokens=max_tokens, history=list(history or []), options=options)
+    request = Request(
+        prompt,
+        model=model,
+        backend=backend,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        history=list(history or []),
+        options=options,
+    )
     return request, router.decide(request)
 
 
@@ -81,8 +104,13 @@ def _interrupted(text: str, decided: Route) -> AIResponse:
     for attempt in decided.attempts:
         if attempt.outcome == "ok":
             attempt.outcome = "interrupted"
-    return AIResponse(text, model=decided.model, backend=decided.backend, error=INTERRUPTED,
-                      metadata={"interrupted": True, "route": decided.to_dict()})
+    return AIResponse(
+        text,
+        model=decided.model,
+        backend=decided.backend,
+        error=INTERRUPTED,
+        metadata={"interrupted": True, "route": decided.to_dict()},
+    )
 
 
 def route(
@@ -139,14 +167,15 @@ class AnswerStream:
     the text received so far, marked interrupted.
     """
 
-    def __init__(self, request: Request, decided: Route,
-                 on_done: Callable[[AIResponse], Any] | None = None) -> None:
+    def __init__(
+        self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
+    ) -> None:
         self.request = request
         self.route = decided
         self.response: AIResponse | None = None
         self._parts: list[str] = []
         self._outcome = StreamOutcome()
-        self._iterator: Iterator[str] | None = None
+        self._iterator: runner.SyncStream[str] | None = None
         self._on_done = on_done
 
     def _done(self, response: AIResponse) -> None:
@@ -187,7 +216,7 @@ class AnswerStream:
         """Cancel the request if it is still running; keeps what arrived."""
         if self._iterator is None or self.response is not None:
             return
-        self._iterator.close()  # type: ignore[attr-defined]
+        self._iterator.close()
         self._stop()
 
     def __enter__(self) -> AnswerStream:
@@ -195,13 +224,6 @@ class AnswerStream:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        if self._iterator is not None and self.response is None:
-            try:
-                self._iterator.close()  # type: ignore[attr-defined]
-            except Exception:
-                pass
 
 
 def stream(
@@ -223,8 +245,9 @@ def stream(
 class AsyncAnswerStream:
     """``async for chunk in astream(...)``; then ``.response``. Runs on the caller's loop."""
 
-    def __init__(self, request: Request, decided: Route,
-                 on_done: Callable[[AIResponse], Any] | None = None) -> None:
+    def __init__(
+        self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
+    ) -> None:
         self.request = request
         self.route = decided
         self.response: AIResponse | None = None
@@ -293,9 +316,16 @@ def astream(
 
 
 def _request_from(prompt: str, kwargs: dict[str, Any]) -> tuple[Request, Route]:
-    return _request(prompt, kwargs.get("model"), kwargs.get("backend"), kwargs.get("system"),
-                    kwargs.get("temperature"), kwargs.get("max_tokens"), kwargs.get("history"),
-                    {k: v for k, v in kwargs.items() if k not in _NAMED})
+    return _request(
+        prompt,
+        kwargs.get("model"),
+        kwargs.get("backend"),
+        kwargs.get("system"),
+        kwargs.get("temperature"),
+        kwargs.get("max_tokens"),
+        kwargs.get("history"),
+        {k: v for k, v in kwargs.items() if k not in _NAMED},
+    )
 
 
 def ask_many(prompts: Iterable[str], *, concurrency: int = 4, **kwargs: Any) -> list[AIResponse]:
@@ -327,8 +357,9 @@ class Chat:
     leaves it unchanged, so asking again continues cleanly.
     """
 
-    def __init__(self, system: str | None = None, model: str | None = None, backend: str | None = None,
-                 **defaults: Any) -> None:
+    def __init__(
+        self, system: str | None = None, model: str | None = None, backend: str | None = None, **defaults: Any
+    ) -> None:
         self.system = system
         self.model = model
         self.backend = backend
@@ -379,7 +410,8 @@ class Chat:
         return f"<Chat {len(self)} exchanges, backend={self.backend!r}, model={self.model!r}>"
 
 
-def chat(system: str | None = None, model: str | None = None, backend: str | None = None,
-         **defaults: Any) -> Chat:
+def chat(
+    system: str | None = None, model: str | None = None, backend: str | None = None, **defaults: Any
+) -> Chat:
     """Start a conversation; use ``.ask()`` / ``.stream()``; ``.history`` holds the turns."""
     return Chat(system=system, model=model, backend=backend, **defaults)

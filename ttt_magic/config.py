@@ -22,8 +22,8 @@ from .secrets import Secret, mask
 
 __all__ = [
     "SCHEMA",
-    "Settings",
     "Setting",
+    "Settings",
     "config_files",
     "configure",
     "get_config",
@@ -240,8 +240,19 @@ class Setting:
 
 DEFAULT_ROUTING = {
     "code_keywords": [
-        "code", "function", "debug", "python", "script", "implement", "bug",
-        "refactor", "sql", "regex", "class", "pandas", "traceback",
+        "code",
+        "function",
+        "debug",
+        "python",
+        "script",
+        "implement",
+        "bug",
+        "refactor",
+        "sql",
+        "regex",
+        "class",
+        "pandas",
+        "traceback",
     ],
     "speed_keywords": ["quick", "fast", "simple", "brief", "tldr", "short"],
     "quality_keywords": ["analyze", "analyse", "explain", "comprehensive", "detailed", "thorough"],
@@ -249,48 +260,113 @@ DEFAULT_ROUTING = {
 }
 
 _SETTINGS = [
-    Setting("default_backend", _str, "auto",
-            "auto, local, cloud, or a registered backend name", ("TTT_DEFAULT_BACKEND",)),
-    Setting("default_model", _opt_str, None,
-            "model name or alias; empty for automatic choice", ("TTT_DEFAULT_MODEL",)),
-    Setting("timeout", _number(float, 0.001), 30.0,
-            "seconds allowed for each attempt", ("TTT_TIMEOUT",)),
-    Setting("max_retries", _number(int, 0), 3,
-            "retries of a retryable failure before falling back", ("TTT_MAX_RETRIES",)),
-    Setting("max_retry_wait", _number(float, 0), 30.0,
-            "cap in seconds on one wait between retries (Retry-After included)"),
-    Setting("enable_fallbacks", _bool, True,
-            "try the backends of fallback_order when one fails", ("TTT_ENABLE_FALLBACKS",)),
+    Setting(
+        "default_backend",
+        _str,
+        "auto",
+        "auto, local, cloud, or a registered backend name",
+        ("TTT_DEFAULT_BACKEND",),
+    ),
+    Setting(
+        "default_model",
+        _opt_str,
+        None,
+        "model name or alias; empty for automatic choice",
+        ("TTT_DEFAULT_MODEL",),
+    ),
+    Setting("timeout", _number(float, 0.001), 30.0, "seconds allowed for each attempt", ("TTT_TIMEOUT",)),
+    Setting(
+        "max_retries",
+        _number(int, 0),
+        3,
+        "retries of a retryable failure before falling back",
+        ("TTT_MAX_RETRIES",),
+    ),
+    Setting(
+        "max_retry_wait",
+        _number(float, 0),
+        30.0,
+        "cap in seconds on one wait between retries (Retry-After included)",
+    ),
+    Setting(
+        "enable_fallbacks",
+        _bool,
+        True,
+        "try the backends of fallback_order when one fails",
+        ("TTT_ENABLE_FALLBACKS",),
+    ),
     Setting("fallback_order", _str_list, ["cloud", "local"], "backends tried in turn on failure"),
-    Setting("ollama_base_url", _url, "http://localhost:11434",
-            "where the local Ollama server listens", ("OLLAMA_BASE_URL", "OLLAMA_HOST")),
-    Setting("openai_base_url", _url, "https://api.openai.com/v1",
-            "OpenAI (or compatible) API root", ("OPENAI_BASE_URL",)),
-    Setting("anthropic_base_url", _url, "https://api.anthropic.com",
-            "Anthropic API root", ("ANTHROPIC_BASE_URL",)),
-    Setting("gemini_base_url", _url, "https://generativelanguage.googleapis.com",
-            "Google Gemini API root", ("GEMINI_BASE_URL",)),
-    Setting("openrouter_base_url", _url, "https://openrouter.ai/api/v1",
-            "OpenRouter API root", ("OPENROUTER_BASE_URL",)),
+    Setting(
+        "ollama_base_url",
+        _url,
+        "http://localhost:11434",
+        "where the local Ollama server listens",
+        ("OLLAMA_BASE_URL", "OLLAMA_HOST"),
+    ),
+    Setting(
+        "openai_base_url",
+        _url,
+        "https://api.openai.com/v1",
+        "OpenAI (or compatible) API root",
+        ("OPENAI_BASE_URL",),
+    ),
+    Setting(
+        "anthropic_base_url", _url, "https://api.anthropic.com", "Anthropic API root", ("ANTHROPIC_BASE_URL",)
+    ),
+    Setting(
+        "gemini_base_url",
+        _url,
+        "https://generativelanguage.googleapis.com",
+        "Google Gemini API root",
+        ("GEMINI_BASE_URL",),
+    ),
+    Setting(
+        "openrouter_base_url",
+        _url,
+        "https://openrouter.ai/api/v1",
+        "OpenRouter API root",
+        ("OPENROUTER_BASE_URL",),
+    ),
     Setting("openai_api_key", _secret, None, "OpenAI API key", ("OPENAI_API_KEY",), secret=True),
     Setting("anthropic_api_key", _secret, None, "Anthropic API key", ("ANTHROPIC_API_KEY",), secret=True),
-    Setting("google_api_key", _secret, None, "Google Gemini API key",
-            ("GEMINI_API_KEY", "GOOGLE_API_KEY"), secret=True),
-    Setting("openrouter_api_key", _secret, None, "OpenRouter API key",
-            ("OPENROUTER_API_KEY",), secret=True),
+    Setting(
+        "google_api_key",
+        _secret,
+        None,
+        "Google Gemini API key",
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        secret=True,
+    ),
+    Setting("openrouter_api_key", _secret, None, "OpenRouter API key", ("OPENROUTER_API_KEY",), secret=True),
     Setting("model_aliases", _str_map, {}, "extra alias -> model names", merge=True),
     Setting("models", _models, [], "custom model definitions (name, provider, ...)"),
     Setting("backends", _backends, {}, "per-backend settings, class_path backends", merge=True),
     Setting("routing", _routing, DEFAULT_ROUTING, "keywords and rules for automatic choice", merge=True),
-    Setting("stream", _bool, True,
-            "stream answers as they arrive (off: one final output, for nbval)", ("TTT_STREAM",)),
-    Setting("raise_on_error", _bool, False,
-            "make failed answers raise instead of showing a message (for CI)", ("TTT_RAISE_ON_ERROR",)),
+    Setting(
+        "stream",
+        _bool,
+        True,
+        "stream answers as they arrive (off: one final output, for nbval)",
+        ("TTT_STREAM",),
+    ),
+    Setting(
+        "raise_on_error",
+        _bool,
+        False,
+        "make failed answers raise instead of showing a message (for CI)",
+        ("TTT_RAISE_ON_ERROR",),
+    ),
     Setting("footer", _bool, True, "show model, tokens, time and cost under each answer"),
-    Setting("interpolation_limit", _number(int, 10), 2000,
-            "characters of one {variable} before it is truncated"),
-    Setting("load_plugins", _bool, True,
-            "discover plugins from the plugin folders and entry points", ("TTT_LOAD_PLUGINS",)),
+    Setting(
+        "interpolation_limit", _number(int, 10), 2000, "characters of one {variable} before it is truncated"
+    ),
+    Setting(
+        "load_plugins",
+        _bool,
+        True,
+        "discover plugins from the plugin folders and entry points",
+        ("TTT_LOAD_PLUGINS",),
+    ),
 ]
 
 SCHEMA: dict[str, Setting] = {s.name: s for s in _SETTINGS}
@@ -311,10 +387,14 @@ def config_files() -> list[Path]:
         return [Path(explicit).expanduser()]
     cwd, home = Path.cwd(), Path.home()
     return [
-        cwd / "ttt.yaml", cwd / "ttt.yml",
-        cwd / ".ttt.yaml", cwd / ".ttt.yml",
-        home / ".config" / "ttt" / "config.yaml", home / ".config" / "ttt" / "config.yml",
-        home / ".ttt.yaml", home / ".ttt.yml",
+        cwd / "ttt.yaml",
+        cwd / "ttt.yml",
+        cwd / ".ttt.yaml",
+        cwd / ".ttt.yml",
+        home / ".config" / "ttt" / "config.yaml",
+        home / ".config" / "ttt" / "config.yml",
+        home / ".ttt.yaml",
+        home / ".ttt.yml",
     ]
 
 
@@ -460,10 +540,7 @@ def _looks_secret(key: str) -> bool:
 def _scrub(value: Any) -> Any:
     """Mask anything key-like nested in backend settings before display."""
     if isinstance(value, dict):
-        return {
-            k: (mask(str(v)) if _looks_secret(str(k)) and v else _scrub(v))
-            for k, v in value.items()
-        }
+        return {k: (mask(str(v)) if _looks_secret(str(k)) and v else _scrub(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     if isinstance(value, Secret):

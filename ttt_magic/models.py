@@ -166,13 +166,29 @@ class AIResponse(str):
     def __reduce__(self):  # keep fields through pickle/copy
         return (
             _rebuild_response,
-            (self.text, self.model, self.backend, self.tokens_in, self.tokens_out,
-             self.time_taken, self.cost, self.metadata, self.error),
+            (
+                self.text,
+                self.model,
+                self.backend,
+                self.tokens_in,
+                self.tokens_out,
+                self.time_taken,
+                self.cost,
+                self.metadata,
+                self.error,
+            ),
         )
 
 
 def _rebuild_response(text, model, backend, tokens_in, tokens_out, time_taken, cost, metadata, error):
     return AIResponse(
-        text, model=model, backend=backend, tokens_in=tokens_in, tokens_out=tokens_out,
-        time_taken=time_taken, cost=cost, metadata=metadata, error=error,
+        text,
+        model=model,
+        backend=backend,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        time_taken=time_taken,
+        cost=cost,
+        metadata=metadata,
+        error=error,
     )

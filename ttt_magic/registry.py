@@ -256,8 +256,13 @@ class BackendRegistry:
             if not issubclass(cls, BaseBackend):
                 raise TypeError(f"{cls.__name__} must inherit from ttt_magic.backends.BaseBackend")
         entry = BackendEntry(
-            name, cls, version=version, description=description or _first_line(cls),
-            author=author, requires=list(requires or []), source=source,
+            name,
+            cls,
+            version=version,
+            description=description or _first_line(cls),
+            author=author,
+            requires=list(requires or []),
+            source=source,
         )
         with self._lock:
             self._entries[name] = entry
@@ -280,8 +285,9 @@ class BackendRegistry:
                     hint=f"Known types: {', '.join(sorted(BACKEND_TYPES))}; or give class_path.",
                 )
             if target:
-                found[name] = BackendEntry(name, target, description=f"from configuration ({target})",
-                                           source="configuration")
+                found[name] = BackendEntry(
+                    name, target, description=f"from configuration ({target})", source="configuration"
+                )
         return found
 
     def entries(self, settings: Settings | None = None) -> dict[str, BackendEntry]:
@@ -376,12 +382,16 @@ backend_registry = BackendRegistry()
 # Built-in backends, registered through the same door as any plugin. Their
 # modules are imported on first use only.
 backend_registry.register_backend(
-    "local", "ttt_magic.backends.ollama:OllamaBackend",
-    description="A local Ollama server (/api/chat)", source="built-in",
+    "local",
+    "ttt_magic.backends.ollama:OllamaBackend",
+    description="A local Ollama server (/api/chat)",
+    source="built-in",
 )
 backend_registry.register_backend(
-    "cloud", "ttt_magic.backends.cloud:CloudBackend",
-    description="OpenAI, Anthropic, Google Gemini or OpenRouter, chosen by model", source="built-in",
+    "cloud",
+    "ttt_magic.backends.cloud:CloudBackend",
+    description="OpenAI, Anthropic, Google Gemini or OpenRouter, chosen by model",
+    source="built-in",
 )
 for _name, _target, _about in (
     ("openai", "ttt_magic.backends.openai:OpenAIBackend", "OpenAI Chat Completions"),

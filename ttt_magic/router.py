@@ -126,8 +126,10 @@ class Route:
             lines.append(f"  error: {self.error}")
         for a in self.attempts:
             wait = f" after {a.wait:.2f}s" if a.wait else ""
-            lines.append(f"  attempt {a.backend}/{a.model or '-'}{wait}: {a.outcome}"
-                         + (f" - {a.error}" if a.error else ""))
+            lines.append(
+                f"  attempt {a.backend}/{a.model or '-'}{wait}: {a.outcome}"
+                + (f" - {a.error}" if a.error else "")
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,7 +225,9 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
         info = model_registry.resolve(request.model)  # raises UnknownModelError
         backend = backend_for_provider(info.provider)
         alias = f" (alias of {info.name!r})" if info.name != request.model else ""
-        steps.append(f"model {request.model!r}{alias} is served by provider {info.provider!r} -> backend {backend!r}")
+        steps.append(
+            f"model {request.model!r}{alias} is served by provider {info.provider!r} -> backend {backend!r}"
+        )
         return _with_fallbacks(Route(backend, info.name, steps), request, settings)
 
     proposals = _proposals(request, settings, steps)
@@ -283,11 +287,19 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
             break
 
     if settings.default_model:
-        add_model(settings.default_model, f"default_model {settings.default_model!r} ({settings.source('default_model')})",
-                  None if default_backend == "auto" else default_backend)
+        add_model(
+            settings.default_model,
+            f"default_model {settings.default_model!r} ({settings.source('default_model')})",
+            None if default_backend == "auto" else default_backend,
+        )
     if default_backend != "auto":
-        found.append((default_backend, _backend_default_model(settings, default_backend),
-                      f"default_backend {default_backend!r} ({settings.source('default_backend')})"))
+        found.append(
+            (
+                default_backend,
+                _backend_default_model(settings, default_backend),
+                f"default_backend {default_backend!r} ({settings.source('default_backend')})",
+            )
+        )
     else:
         found.append(("cloud", _backend_default_model(settings, "cloud"), "auto: a cloud provider key"))
         found.append(("local", _backend_default_model(settings, "local"), "auto: a local Ollama server"))
@@ -344,7 +356,7 @@ def _finish(
             metadata["finish_reason"] = end.finish_reason
     if response is not None:
         metadata.update({k: v for k, v in response.metadata.items() if k not in ("route", "error_info")})
-    cost = response.cost if response is not None else None
+    cost = response.cost if response is not None else metadata.pop("cost", None)
     if cost is None:
         info = model_registry.get_model(model) if model else None
         cost = info.cost(tokens_in, tokens_out) if info else None
@@ -373,7 +385,9 @@ async def complete(route: Route, request: Request) -> AIResponse:
         try:
             backend = backend_registry.get(backend_name, settings)
             if not backend.is_available:
-                raise BackendUnavailable(backend.unavailable_reason or f"Backend {backend_name!r} is unavailable.")
+                raise BackendUnavailable(
+                    backend.unavailable_reason or f"Backend {backend_name!r} is unavailable."
+                )
         except TTTError as exc:
             route.attempts.append(Attempt(backend_name, model, "unavailable", str(exc)))
             errors.append(str(exc))
@@ -385,11 +399,17 @@ async def complete(route: Route, request: Request) -> AIResponse:
                 await sleep(wait)
             t0 = time.perf_counter()
             try:
-                response = await asyncio.wait_for(backend.ask(request.prompt, **request.call_kwargs(model)), timeout)
+                response = await asyncio.wait_for(
+                    backend.ask(request.prompt, **request.call_kwargs(model)), timeout
+                )
             except asyncio.TimeoutError:
                 response = backend.failure(
-                    ProviderError(f"{backend_name} gave no answer within {timeout:g} s.", retryable=True,
-                                  kind="timeout", hint="Raise `timeout` or try again."),
+                    ProviderError(
+                        f"{backend_name} gave no answer within {timeout:g} s.",
+                        retryable=True,
+                        kind="timeout",
+                        hint="Raise `timeout` or try again.",
+                    ),
                     model=model,
                 )
             except asyncio.CancelledError:
@@ -436,7 +456,9 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
         try:
             backend = backend_registry.get(backend_name, settings)
             if not backend.is_available:
-                raise BackendUnavailable(backend.unavailable_reason or f"Backend {backend_name!r} is unavailable.")
+                raise BackendUnavailable(
+                    backend.unavailable_reason or f"Backend {backend_name!r} is unavailable."
+                )
         except TTTError as exc:
             route.attempts.append(Attempt(backend_name, model, "unavailable", str(exc)))
             errors.append(str(exc))
@@ -464,7 +486,9 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
                         yield item
             except asyncio.TimeoutError:
                 failure = ProviderError(
-                    f"{backend_name} sent nothing for {timeout:g} s.", retryable=True, kind="timeout",
+                    f"{backend_name} sent nothing for {timeout:g} s.",
+                    retryable=True,
+                    kind="timeout",
                     hint="Raise `timeout` or try again.",
                 )
             except ProviderError as exc:
@@ -491,7 +515,12 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
             if parts:  # text already reached the reader: keep it, do not retry or fall back
                 route.attempts.append(Attempt(backend_name, model, "error", str(failure), wait, elapsed))
                 outcome.response = _finish(
-                    "".join(parts), route, backend_name, model, started, end=end,
+                    "".join(parts),
+                    route,
+                    backend_name,
+                    model,
+                    started,
+                    end=end,
                     error=f"The answer was cut off: {failure}",
                 )
                 return

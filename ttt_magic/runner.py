@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["Runner", "get_runner", "iterate", "loop", "run"]
+__all__ = ["Runner", "SyncStream", "get_runner", "iterate", "loop", "run"]
 
 T = TypeVar("T")
 
@@ -129,52 +129,84 @@ class Runner:
                 pass
             raise
 
-    def iterate(self, factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
-        """Iterate an async generator from sync code, chunk by chunk.
-
-        The generator runs on the loop and hands items over through a queue; the
-        caller reads with a short timeout. Stopping early (``break``, ``close()``,
-        garbage collection or KeyboardInterrupt) cancels the generator's task once
-        and waits briefly for its cleanup, so no request is left running.
-        """
+    def iterate(self, factory: Callable[[], AsyncIterator[T]]) -> SyncStream[T]:
+        """Iterate an async generator from sync code, chunk by chunk (see ``SyncStream``)."""
         self._check_thread()
-        items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        finished = threading.Event()
+        return SyncStream(factory, self.loop)
+
+
+class SyncStream(Iterator[T]):
+    """A sync iterator over an async generator running on the runner's loop.
+
+    The generator hands items over through a queue; the caller reads with a
+    short timeout. Stopping early (``close()``, garbage collection, or any
+    exception such as KeyboardInterrupt raised while waiting) cancels the
+    generator's task once and waits briefly for its cleanup, so no request is
+    left running.
+
+    A class rather than a generator function on purpose: CPython 3.11 can skip a
+    generator's ``finally`` when the interrupt lands on the loop's back-jump, and
+    then the request would run on unobserved.
+    """
+
+    def __init__(self, factory: Callable[[], AsyncIterator[T]], loop: asyncio.AbstractEventLoop) -> None:
+        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._finished = threading.Event()
+        self._closed = False
 
         async def pump() -> None:
             try:
                 async for item in factory():
-                    items.put(("item", item))
+                    self._items.put(("item", item))
             except asyncio.CancelledError:
-                items.put(("cancelled", None))
                 raise
             except BaseException as exc:
-                items.put(("error", exc))
+                self._items.put(("error", exc))
             else:
-                items.put(("done", None))
+                self._items.put(("done", None))
             finally:
-                finished.set()
+                self._finished.set()
 
-        future = asyncio.run_coroutine_threadsafe(pump(), self.loop)
-        completed = False
+        self._future = asyncio.run_coroutine_threadsafe(pump(), loop)
+
+    def __iter__(self) -> SyncStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._closed:
+            raise StopIteration
         try:
             while True:
                 try:
-                    kind, value = items.get(timeout=POLL_INTERVAL)
+                    kind, value = self._items.get(timeout=POLL_INTERVAL)
                 except queue.Empty:
-                    continue
+                    kind, value = "", None
                 if kind == "item":
-                    yield value
-                elif kind == "error":
-                    completed = True
+                    return value
+                if kind == "error":
+                    self._closed = True
                     raise value
-                else:
-                    completed = True
-                    return
-        finally:
-            if not completed:
-                future.cancel()
-                finished.wait(CANCEL_GRACE)
+                if kind == "done":
+                    self._closed = True
+                    raise StopIteration
+        except (StopIteration, Exception):
+            raise
+        except BaseException:  # KeyboardInterrupt, SystemExit: cancel, then let it through
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Cancel the generator if it still runs; wait briefly for its cleanup."""
+        if self._closed and self._finished.is_set():
+            return
+        self._closed = True
+        if not self._future.done():
+            self._future.cancel()
+        self._finished.wait(CANCEL_GRACE)
+
+    def __del__(self) -> None:
+        if not self._finished.is_set():
+            self._future.cancel()
 
 
 def _wait(future: concurrent.futures.Future[T], timeout: float | None) -> T:
@@ -209,5 +241,5 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     return _runner.run(coro, timeout)
 
 
-def iterate(factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+def iterate(factory: Callable[[], AsyncIterator[T]]) -> SyncStream[T]:
     return _runner.iterate(factory)

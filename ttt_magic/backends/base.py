@@ -85,8 +85,12 @@ class BaseBackend:
         end = StreamEnd()
         try:
             async for item in self.astream(
-                prompt, model=model, system=system, temperature=temperature,
-                max_tokens=max_tokens, **kwargs,
+                prompt,
+                model=model,
+                system=system,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                **kwargs,
             ):
                 if isinstance(item, StreamEnd):
                     end = item
@@ -129,7 +133,9 @@ class BaseBackend:
         if response.text:
             yield response.text
         yield StreamEnd(
-            model=response.model, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+            model=response.model,
+            tokens_in=response.tokens_in,
+            tokens_out=response.tokens_out,
             metadata={k: v for k, v in response.metadata.items() if k != "route"},
         )
 
