@@ -95,21 +95,28 @@ def test_instant_stream_sends_just_first_and_final():
     assert len(rec.messages) == 2
 
 
-def test_interval_grows_with_size_so_bytes_stay_linear_in_duration():
-    view = StreamView(publisher=Recorder(), clock=FakeClock(), bytes_per_second=10_000)
-    assert view.interval(10) == pytest.approx(0.05)
-    assert view.interval(100_000) == pytest.approx(10.0)
-    # Stream 40,000 chars at 400 chars/s (100 s): bytes sent stay near budget * duration.
+def test_interval_grows_with_size_relative_to_speed():
+    view = StreamView(publisher=Recorder(), clock=FakeClock(), pace=20, max_interval=5.0)
+    assert view.interval(10, 0.1) == pytest.approx(0.05)  # early: 20 updates a second
+    assert view.interval(4000, 10.0) == pytest.approx(0.5)  # 400 chars/s for 10 s
+    assert view.interval(40_000, 10.0) == pytest.approx(0.5)  # same time, faster stream: same pace
+    assert view.interval(100_000, 1000.0) == pytest.approx(5.0)  # capped
+
+
+@pytest.mark.parametrize("chars_per_second", [100, 400, 2000, 20_000])
+def test_bytes_sent_stay_linear_in_the_answer_size_at_any_speed(chars_per_second):
+    size = 20_000
     rec, clock = Recorder(), FakeClock()
-    view = StreamView(publisher=rec, clock=clock, bytes_per_second=10_000)
-    stream(view, ["abcd"] * 10_000, clock, 0.01)
-    sent = rec.bytes
-    assert sent <= 10_000 * 100 * 1.3
-    # ...whereas updating 20 times a second regardless of size would be quadratic.
+    view = StreamView(publisher=rec, clock=clock, pace=20, max_interval=1e9)
+    stream(view, ["abcd"] * (size // 4), clock, 4 / chars_per_second)
+    view.finish(response("x" * size))
+    assert rec.bytes <= 24 * size
+    # ...whereas updating 20 times a second regardless of size is quadratic for slow streams.
     rec2, clock2 = Recorder(), FakeClock()
-    fixed = StreamView(publisher=rec2, clock=clock2, bytes_per_second=float("inf"))
-    stream(fixed, ["abcd"] * 10_000, clock2, 0.01)
-    assert rec2.bytes > 10 * sent
+    fixed = StreamView(publisher=rec2, clock=clock2, pace=float("inf"))
+    stream(fixed, ["abcd"] * (size // 4), clock2, 4 / chars_per_second)
+    if chars_per_second <= 400:
+        assert rec2.bytes > 10 * rec.bytes
 
 
 def test_final_markdown_has_footer_plain_is_the_answer():

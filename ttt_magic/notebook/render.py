@@ -2,13 +2,21 @@
 
 Why throttled: re-sending the whole Markdown on every token costs O(n²) bytes
 and trips Jupyter's iopub rate limit. ``StreamView`` shows the first text at
-once, then coalesces chunks into updates of one display (same ``display_id``)
-spaced ``max(min_interval, len(text) / bytes_per_second)`` apart: at most 20 a
-second while the text is short, and a roughly constant number of bytes a second
-once it is long, so the bytes sent grow linearly with the answer's duration
-instead of quadratically with its length. The final update always carries
-the whole answer: ``text/markdown`` (answer + footer) and ``text/plain``
-(the answer alone) with provenance under ``metadata["ttt_magic"]``.
+once, then coalesces chunks into updates of one display (same ``display_id``).
+The wait between updates grows with the text's size relative to the stream's
+speed::
+
+    interval = clamp(len(text) / (PACE * chars_per_second), MIN_INTERVAL, MAX_INTERVAL)
+
+which is ``elapsed / PACE``: at most 20 updates a second early on, then fewer
+and fewer. Each update re-sends the text, whose size grows at the stream's
+speed, so the bytes sent stay about ``PACE`` times the answer's size whatever
+the speed (a fixed rate would send ~20 × duration × size / 2). The cap keeps a
+very long, slow answer from looking stalled; past ``PACE * MAX_INTERVAL``
+seconds the bytes grow with the duration instead. The final update always
+carries the whole answer: ``text/markdown`` (answer + footer) and
+``text/plain`` (the answer alone) with provenance under
+``metadata["ttt_magic"]``.
 
 Why the footer lives inside the Markdown (a last ``<sub>`` line) rather than in
 a second output: the saved notebook then holds exactly one output per
@@ -45,7 +53,8 @@ __all__ = [
 FORMATS = ("markdown", "text", "code", "json", "html")
 INTERRUPTED_MARK = "*[interrupted]*"
 MIN_INTERVAL = 0.05  # seconds: at most 20 updates a second
-BYTES_PER_SECOND = 12_000  # once text is long, about this many bytes of updates a second
+MAX_INTERVAL = 5.0  # seconds: never longer between updates while text arrives
+PACE = 20  # the bytes sent stay about PACE times the answer's size
 ERROR_STYLE = (
     "border-left: 4px solid #d9534f; padding: 4px 12px; margin: 4px 0; "
     "background: rgba(217, 83, 79, 0.08)"
@@ -274,28 +283,37 @@ class StreamView:
         clock: Callable[[], float] = time.monotonic,
         footer: bool = True,
         min_interval: float = MIN_INTERVAL,
-        bytes_per_second: float = BYTES_PER_SECOND,
+        max_interval: float = MAX_INTERVAL,
+        pace: float = PACE,
     ) -> None:
         self.fmt = fmt
         self.publisher = publisher if publisher is not None else IPythonPublisher()
         self.clock = clock
         self.footer = footer
         self.min_interval = min_interval
-        self.bytes_per_second = bytes_per_second
+        self.max_interval = max_interval
+        self.pace = pace
         self.parts: list[str] = []
         self.size = 0
         self.shown = False
         self.updates = 0  # display messages sent (show + updates), for tests and benchmarks
         self._last = 0.0
+        self._start = 0.0
         self._pending = False
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
 
-    def interval(self, size: int) -> float:
-        """Seconds to wait between updates once ``size`` characters are on screen."""
-        return max(self.min_interval, size / self.bytes_per_second)
+    def interval(self, size: int, elapsed: float) -> float:
+        """Seconds to wait between updates: ``size / (pace * speed)``, i.e. ``elapsed / pace``, clamped.
+
+        ``size`` characters arrived in ``elapsed`` seconds since the first one.
+        """
+        if size <= 0 or elapsed <= 0:
+            return self.min_interval
+        speed = size / elapsed
+        return min(self.max_interval, max(self.min_interval, size / (self.pace * speed)))
 
     def feed(self, chunk: str) -> None:
         if not chunk:
@@ -307,10 +325,10 @@ class StreamView:
             self.publisher.show(partial_bundle(self.text, self.fmt))
             self.shown = True
             self.updates += 1
-            self._last = now
+            self._last = self._start = now
             return
         self._pending = True
-        if now - self._last >= self.interval(self.size):
+        if now - self._last >= self.interval(self.size, now - self._start):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
