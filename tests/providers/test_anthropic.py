@@ -193,7 +193,8 @@ def test_model_names_resolve_through_catalogue_and_prefix():
 
 
 def test_global_default_model_of_another_provider_is_ignored():
-    assert an.AnthropicBackend({"default_model": "gpt-4o-mini"}).default_model == an.DEFAULT_MODEL
+    own_default = an.catalogue_default("anthropic", an.DEFAULT_MODEL)
+    assert an.AnthropicBackend({"default_model": "gpt-4o-mini"}).default_model == own_default
     assert an.AnthropicBackend({"default_model": "claude-haiku-4-5"}).default_model == "claude-haiku-4-5"
 
 

@@ -13,6 +13,7 @@ from ttt_magic.backends.cloud import DEFAULT_MODELS, UNAVAILABLE, CloudBackend, 
 from ttt_magic.config import configure, get_config, reset
 from ttt_magic.errors import BackendUnavailable, UnknownModelError
 from ttt_magic.models import ModelInfo, StreamEnd
+from ttt_magic.registry import model_registry
 
 KEYS = {
     "openai": ("openai_api_key", "sk-test-openai-0123456789"),
@@ -99,11 +100,24 @@ def test_non_cloud_and_unknown_models():
 
 def test_no_model_takes_first_keyed_provider_and_a_cheap_model():
     assert cloud("google", "anthropic").choose(None).provider == "anthropic"
-    assert cloud("anthropic").choose(None).model == DEFAULT_MODELS["anthropic"]
-    assert cloud("openai").choose(None).model == "gpt-4.1-nano"  # the catalogue's "cheap" alias
-    assert cloud("google").choose(None).model == DEFAULT_MODELS["google"]
+    assert cloud("openai").choose(None).model == model_registry.get_model("cheap").name
+    for provider in ("anthropic", "google"):  # the catalogue's cheapest fast model of the provider
+        name = cloud(provider).choose(None).model
+        info = model_registry.get_model(name)
+        assert info.provider == provider and info.speed == "fast"
+        for other in model_registry.list_models(provider):
+            if other.speed == "fast" and other.cost(1e6, 1e6) is not None:
+                assert info.cost(1e6, 1e6) <= other.cost(1e6, 1e6)
     order = {"cloud": {"provider_order": ["google", "anthropic"]}}
     assert cloud("google", "anthropic", backends=order).choose(None).provider == "google"
+
+
+def test_catalogue_without_a_fast_model_falls_back_to_our_pick(monkeypatch):
+    from ttt_magic.backends import anthropic
+
+    monkeypatch.setattr(model_registry, "list_models", lambda provider=None: [])
+    assert anthropic.catalogue_default("anthropic", "fallback-model") == "fallback-model"
+    assert cloud("anthropic").choose(None).model == DEFAULT_MODELS["anthropic"]
 
 
 def test_configured_default_models():
@@ -207,7 +221,8 @@ def test_cloud_without_model_uses_the_first_keyed_provider(fakes):
     configure(openai_api_key=None)
     response = ttt_magic.ask("Hi", backend="cloud")
     assert response.succeeded and response.metadata["provider"] == "anthropic"
-    assert fakes["anthropic"].last.json["model"] == DEFAULT_MODELS["anthropic"]
+    expected = CloudBackend(get_config().backend_config("cloud")).default_model_for("anthropic")
+    assert fakes["anthropic"].last.json["model"] == model_registry.get_model(expected).provider_name
 
 
 def test_errors_come_back_with_provider_wording(fakes):
@@ -228,7 +243,7 @@ def test_models_and_status_cover_every_provider(fakes):
     assert status["available"] and status["provider_order"] == ["openai", "anthropic", "google", "openrouter"]
     assert set(status["providers"]) == {"openai", "anthropic", "google", "openrouter"}
     assert all(p["available"] for p in status["providers"].values())
-    assert status["providers"]["anthropic"]["default_model"] == DEFAULT_MODELS["anthropic"]
+    assert status["providers"]["anthropic"]["default_model"] == backend.default_model_for("anthropic")
 
 
 def test_status_without_keys_needs_no_network():

@@ -36,8 +36,9 @@ API_VERSION = "2023-06-01"
 #: ``max_tokens`` is required by the Messages API; this is used when neither the
 #: call nor ``backends.anthropic.max_tokens`` gives one.
 DEFAULT_MAX_TOKENS = 4096
-#: Used when no model is named and the configuration names none for Anthropic.
-DEFAULT_MODEL = "claude-sonnet-4-5"
+#: Used when no model is named, the configuration names none for Anthropic and
+#: the catalogue lists no fast Anthropic model (see ``catalogue_default``).
+DEFAULT_MODEL = "claude-haiku-4-5"
 MODELS_TTL = 300.0
 
 #: Anthropic's error ``type`` values and the HTTP status each one stands for, so
@@ -333,6 +334,25 @@ def configured_default(config: dict[str, Any], provider: str, fallback: str) -> 
     return wanted if owner in (None, provider) else fallback
 
 
+def catalogue_default(provider: str, fallback: str) -> str:
+    """The cheapest ``fast`` model the catalogue lists for ``provider`` (earliest listed on a tie).
+
+    Data, not code, decides the default, so it follows the catalogue as models
+    are added and retired; ``fallback`` covers a catalogue without one.
+    """
+    from ..registry import model_registry
+
+    try:
+        fast = [m for m in model_registry.list_models(provider) if m.speed == "fast"]
+    except Exception:  # a broken custom catalogue must not stop a request
+        return fallback
+    priced = [(m.cost(1_000_000, 1_000_000), i, m.name) for i, m in enumerate(fast)]
+    known = [entry for entry in priced if entry[0] is not None]
+    if known:
+        return min(known)[2]
+    return fast[0].name if fast else fallback
+
+
 def model_cost(name: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
     """Price of one call from the catalogue, when the model and its prices are known."""
     from ..registry import model_registry
@@ -374,7 +394,7 @@ class AnthropicBackend(BaseBackend):
 
     @property
     def default_model(self) -> str:
-        return configured_default(self.backend_config, PROVIDER, DEFAULT_MODEL)
+        return configured_default(self.backend_config, PROVIDER, catalogue_default(PROVIDER, DEFAULT_MODEL))
 
     def _max_tokens(self, max_tokens: int | None) -> int:
         configured = self.backend_config.get("max_tokens")

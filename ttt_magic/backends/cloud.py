@@ -36,7 +36,8 @@ PROVIDERS: dict[str, tuple[str, str, str]] = {
 DEFAULT_ORDER = ("openai", "anthropic", "google", "openrouter")
 #: Providers whose models OpenRouter also serves, as ``<provider>/<model>``.
 RELAYED = ("openai", "anthropic", "google")
-#: A current, inexpensive model per provider, for requests that name no model.
+#: A model per provider for requests that name none, when neither the configuration nor
+#: the catalogue (its cheapest fast model of the provider) gives one.
 DEFAULT_MODELS = {
     "openai": "gpt-4.1-nano",
     "anthropic": "claude-haiku-4-5",
@@ -145,9 +146,8 @@ class CloudBackend(BaseBackend):
 
     def default_model_for(self, provider: str) -> str:
         """``backends.<provider>.default_model``, else the ``cheap``/``fast`` alias when it is
-        this provider's, else our pick of a current, inexpensive model (``DEFAULT_MODELS``).
-
-        Not simply the catalogue's cheapest: that tends to be a legacy model.
+        this provider's, else the catalogue's cheapest fast model of the provider, else
+        ``DEFAULT_MODELS``.
         """
         from ..registry import model_registry
 
@@ -160,6 +160,9 @@ class CloudBackend(BaseBackend):
                 info = model_registry.get_model(alias) if alias in aliases else None
                 if info is not None and _provider_of(info) == provider:
                     return info.name
+            from .anthropic import catalogue_default
+
+            return catalogue_default(provider, DEFAULT_MODELS[provider])
         return DEFAULT_MODELS[provider]
 
     def choose(self, model: str | None) -> Choice:

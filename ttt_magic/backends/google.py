@@ -17,7 +17,14 @@ from urllib.parse import quote
 
 from ..errors import BackendUnavailable, ProviderError
 from ..models import AIResponse, Message, StreamEnd
-from .anthropic import configured_default, loads_or_none, model_cost, resolve_model, response_from_end
+from .anthropic import (
+    catalogue_default,
+    configured_default,
+    loads_or_none,
+    model_cost,
+    resolve_model,
+    response_from_end,
+)
 from .base import BaseBackend
 
 __all__ = [
@@ -296,7 +303,7 @@ class GeminiBackend(BaseBackend):
 
     @property
     def default_model(self) -> str:
-        return configured_default(self.backend_config, PROVIDER, DEFAULT_MODEL)
+        return configured_default(self.backend_config, PROVIDER, catalogue_default(PROVIDER, DEFAULT_MODEL))
 
     def _headers(self) -> dict[str, str]:
         key = self._key()
