@@ -23,18 +23,31 @@ def test_notebooks_exist():
         assert wanted in names
 
 
-def test_pytest_nbval_strict_passes_on_our_notebooks(tmp_path):
-    pytest.importorskip("nbval")
-    env = isolated_env(tmp_path, TTT_STREAM="0", TTT_MOCK_DELAY="0")
-    result = subprocess.run(
+def _nbval(tmp_path, notebooks, **env):
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider", "-q",
-         *(str(p) for p in NOTEBOOKS)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+         *(str(p) for p in notebooks)],
+        cwd=REPO, env=isolated_env(tmp_path, TTT_MOCK_DELAY="0", **env),
+        capture_output=True, text=True, timeout=600,
     )
+
+
+def test_pytest_nbval_strict_passes_on_our_notebooks(tmp_path):
+    pytest.importorskip("nbval")
+    result = _nbval(tmp_path, NOTEBOOKS, TTT_STREAM="0")
     tail = (result.stdout + result.stderr)[-4000:]
     assert result.returncode == 0, tail
     assert " passed" in result.stdout and "failed" not in result.stdout, tail
+
+
+def test_without_the_recipe_streamed_cells_fail(tmp_path):
+    """The control: streaming on, nbval sees only the first display of each answer."""
+    pytest.importorskip("nbval")
+    quickstart = [p for p in NOTEBOOKS if p.stem == "01_quickstart"]
+    result = _nbval(tmp_path, quickstart)
+    assert result.returncode != 0
+    assert "Cell outputs differ" in result.stdout + result.stderr
 
 
 def test_recipe_footer_sanitizer_matches_only_the_time():
