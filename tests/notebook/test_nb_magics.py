@@ -285,3 +285,57 @@ def test_unload_removes_everything(shell):
     shell.run_line_magic("load_ext", "ttt_magic")  # the fixture unloads again
     assert "ask" in shell.magics_manager.magics["cell"]
 
+
+
+def test_ctrl_c_in_terminal_keeps_partial_text_and_next_ask_works(tmp_path):
+    import os
+    import select
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor",
+         "--HistoryManager.enabled=False"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+        env=isolated_env(tmp_path, TTT_MOCK_DELAY="0.05"),
+    )
+    try:
+        proc.stdin.write(b"%load_ext ttt_magic\n%ask -b mock explain in detail how python lists work\n")
+        proc.stdin.flush()
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"In short" not in seen and time.monotonic() < deadline:  # the answer is streaming
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 4096)
+        assert b"In short" in seen
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(b"%ask -b echo the next question works\nexit\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = (seen + rest).decode()
+    partial = out[out.index("## In detail"):out.index("[interrupted]")]
+    assert "In short" in partial and "That is the outline" not in partial  # cut short, kept
+    assert "KeyboardInterrupt" in out
+    assert "the next question works\n[echo" in out
+
+
+def test_askbox_displays_the_widget_or_says_what_to_install(shell, monkeypatch, capsys):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    monkeypatch.setattr(TTTMagics, "rich", property(lambda self: True))
+    calls = []
+    fake = type(sys)("ttt_magic.notebook.widgets")
+    fake.ask_box = lambda: calls.append(1) or "BOX"
+    monkeypatch.setitem(sys.modules, "ttt_magic.notebook.widgets", fake)
+    import ttt_magic.notebook as package
+
+    monkeypatch.setattr(package, "widgets", fake, raising=False)
+    shell.run_line_magic("ttt_askbox", "")
+    assert calls == [1] and shown == ["BOX"]
+    monkeypatch.setitem(sys.modules, "ttt_magic.notebook.widgets", None)
+    monkeypatch.delattr(package, "widgets")
+    shown.clear()
+    shell.run_line_magic("ttt_askbox", "")
+    assert "pip install 'ttt-magic[widgets]' for the ask box" in shown[0]["text/plain"]

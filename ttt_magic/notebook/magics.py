@@ -217,7 +217,12 @@ class TTTMagics(Magics):
             opts, prompt = self._parse_ask(line, cell)
         except (IPythonUsageError, _BadInput) as exc:
             return self._usage_failure(str(exc), None, None)
-        self._run_ask(opts, prompt)
+        try:
+            self._run_ask(opts, prompt)
+        except KeyboardInterrupt:
+            # The partial answer is already shown, marked; re-raise so "Run All" stops,
+            # with a traceback that ends here rather than deep in the stream machinery.
+            raise KeyboardInterrupt from None
         return None
 
     def _parse_ask(self, line: str, cell: str | None) -> tuple[Any, str]:
