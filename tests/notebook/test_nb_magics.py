@@ -196,6 +196,9 @@ def test_ttt_config_panel_falls_back_to_table_with_hint(shell, monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
     monkeypatch.setattr(TTTMagics, "rich", property(lambda self: True))
     monkeypatch.setitem(sys.modules, "ttt_magic.notebook.widgets", None)  # import fails
+    import ttt_magic.notebook as package
+
+    monkeypatch.delattr(package, "widgets", raising=False)  # as if never imported
     shell.run_line_magic("ttt_config", "")
     assert len(shown) == 1
     bundle = shown[0]._repr_mimebundle_()
