@@ -57,11 +57,13 @@ def test_recipe_footer_sanitizer_matches_only_the_time():
     parser = configparser.ConfigParser()
     parser.read(SANITIZE, encoding="utf-8")
     section = parser["ttt-magic footer time"]
-    pattern = re.compile(section["regex"])
+    pattern = re.compile(section["regex"])  # nbval applies it with re.sub
     replace = section["replace"]
     assert pattern.sub(replace, "<sub>mock-1 · mock · 5 in / 30 out · 41 ms</sub>") == (
         "<sub>mock-1 · mock · 5 in / 30 out · TIME</sub>")
     assert pattern.sub(replace, "<sub>gpt · cloud · 1 in / 2 out · 1.3 s · $0.0001</sub>") == (
         "<sub>gpt · cloud · 1 in / 2 out · TIME · $0.0001</sub>")
+    alone = "<div>no backend</div><sub>4 ms</sub>"
+    assert pattern.sub(replace, alone) == "<div>no backend</div><sub>TIME</sub>"
     untouched = "It took 5 ms · really"
     assert pattern.sub(replace, untouched) == untouched
