@@ -483,3 +483,22 @@ def test_ask_box_can_carry_the_settings_panel(clean_widget_state):
     ctl.settings.backend.value = "echo"
     assert config.get_config().default_backend == "echo"
     assert widgets.AskBox(backend="echo").settings is None
+
+
+def test_request_defaults_use_configure_once_they_are_config_keys(clean_widget_state, monkeypatch):
+    """When config.SCHEMA gains temperature/max_tokens/system, the panel binds them like the rest."""
+    monkeypatch.setitem(config.SCHEMA, "temperature", config.Setting(
+        "temperature", lambda v: float(v), None, "sampling temperature"))
+    config.reset()
+    panel = make_panel(clean_widget_state)
+    panel.use_temperature.value = True
+    panel.temperature.value = 0.4
+    assert config.get_config().temperature == 0.4
+    assert widgets.session_defaults["temperature"] is None  # the configuration holds it, not the session
+    config.configure(temperature=1.5)
+    assert panel.temperature.value == 1.5 and panel.use_temperature.value
+    assert widgets.request_defaults() == {"temperature": 1.5}
+    config.configure(temperature=None)
+    assert not panel.use_temperature.value and panel.temperature.disabled
+    monkeypatch.delitem(config.SCHEMA, "temperature")
+    config.reset()  # recompute without the borrowed key before the next test

@@ -78,8 +78,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab: LabServer) -> Iterator[Any]:
+    """Headless Chromium, for one test module at a time.
+
+    Not session-wide: while Playwright's sync API is active its event loop shows
+    as *running* on the main thread, so any later test calling ``asyncio.run``
+    would fail. Module scope stops it before other modules' tests run.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -112,11 +118,12 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture
 def lab_log(lab: LabServer, request: pytest.FixtureRequest) -> Iterator[LabServer]:
-    """The server, whose log tail is printed when the test fails (pytest shows it)."""
+    """The server, whose log tail is printed when the test fails; the test's kernels are shut down after."""
     yield lab
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print("---- JupyterLab log ----\n" + lab.log_tail(60))
+    lab.shutdown_kernels()
 
 
 def notebook_name(request: pytest.FixtureRequest) -> str:

@@ -76,6 +76,17 @@ class LabServer:
         except OSError:
             return "(no server log)"
 
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel of this server (each test's notebook starts its own)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/kernels", timeout=5) as resp:
+                kernels = json.loads(resp.read())
+            for kernel in kernels:
+                request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", method="DELETE")
+                urllib.request.urlopen(request, timeout=10).close()
+        except (urllib.error.URLError, OSError, ValueError):
+            pass  # a server that is gone has no kernels to leak
+
     def stop(self) -> None:
         """Stop the server we started (it shuts its kernels down on SIGTERM)."""
         if self.process.poll() is None:
@@ -140,6 +151,7 @@ def start_lab(base: Path, *, kernel_env: dict[str, str] | None = None, timeout: 
         "--IdentityProvider.token=",
         "--ServerApp.password=",
         "--ServerApp.open_browser=False",
+        "--ServerApp.disable_check_xsrf=True",  # lets the fixture shut kernels down over REST
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         f"--LabApp.user_settings_dir={dirs['settings']}",
         f"--LabApp.workspaces_dir={dirs['workspaces']}",
