@@ -70,6 +70,20 @@ def test_first_text_is_shown_at_once_then_coalesced():
     assert rec.messages[-1] == ("update_display_data", {"text/markdown": "Hello!"}, {})
 
 
+def test_empty_chunk_is_a_heartbeat_that_flushes_pending_text():
+    rec, clock = Recorder(), FakeClock()
+    view = StreamView(publisher=rec, clock=clock)
+    view.feed("a")
+    view.feed("b")  # pending, not yet due
+    view.feed("")
+    assert len(rec.messages) == 1
+    clock.now += 1.0  # the stream paused: the next heartbeat shows what is pending
+    view.feed("")
+    assert rec.messages[-1] == ("update_display_data", {"text/markdown": "ab"}, {})
+    view.feed("")
+    assert len(rec.messages) == 2  # nothing new: nothing sent
+
+
 def test_2000_chunks_give_a_bounded_number_of_updates_and_the_full_text():
     rec, clock = Recorder(), FakeClock()
     view = StreamView(publisher=rec, clock=clock)

@@ -316,11 +316,14 @@ class StreamView:
         return min(self.max_interval, max(self.min_interval, size / (self.pace * speed)))
 
     def feed(self, chunk: str) -> None:
+        """Add a chunk; send an update if one is due. An empty chunk (a heartbeat) only flushes."""
+        now = self.clock()
         if not chunk:
+            if self._pending and now - self._last >= self.interval(self.size, now - self._start):
+                self.flush(now)
             return
         self.parts.append(chunk)
         self.size += len(chunk)
-        now = self.clock()
         if not self.shown:
             self.publisher.show(partial_bundle(self.text, self.fmt))
             self.shown = True
