@@ -341,3 +341,103 @@ def test_route_explain_mentions_every_step(backends):
     configure(default_backend="primary")
     text = route("hello").explain()
     assert "primary" in text and "default_backend" in text and "fallbacks: secondary" in text
+
+
+def test_stream_idle_timeout_retries_before_first_chunk(backends, fake_sleep):
+    import asyncio
+
+    class Stalls(BaseBackend):
+        calls = 0
+
+        async def astream(self, prompt, **kw):
+            type(self).calls += 1
+            if type(self).calls == 1:
+                await asyncio.sleep(5)  # silent: longer than the timeout
+            yield "late but fine"
+
+    backend_registry.register_backend("stalls", Stalls)
+    try:
+        configure(timeout=0.1, max_retries=1)
+        answer = stream("hi", backend="stalls")
+        assert "".join(answer) == "late but fine"
+        attempts = answer.response.route["attempts"]
+        assert [a["outcome"] for a in attempts] == ["retry", "ok"]
+        assert "sent nothing for 0.1 s" in attempts[0]["error"]
+    finally:
+        backend_registry.unregister("stalls")
+
+
+def test_stream_idle_timeout_counts_silence_not_total_time(backends):
+    import asyncio
+
+    class Steady(BaseBackend):
+        async def astream(self, prompt, **kw):
+            for i in range(6):
+                await asyncio.sleep(0.04)  # each gap < timeout, total > timeout
+                yield f"{i}"
+
+    backend_registry.register_backend("steady", Steady)
+    try:
+        configure(timeout=0.15)
+        answer = stream("hi", backend="steady")
+        assert "".join(answer) == "012345" and answer.response.succeeded
+    finally:
+        backend_registry.unregister("steady")
+
+
+def test_stream_idle_timeout_after_text_keeps_it(backends):
+    import asyncio
+
+    class HalfThenSilent(BaseBackend):
+        async def astream(self, prompt, **kw):
+            yield "half "
+            await asyncio.sleep(5)
+            yield "never"
+
+    backend_registry.register_backend("half", HalfThenSilent)
+    try:
+        configure(timeout=0.1)
+        answer = stream("hi", backend="half")
+        assert list(answer) == ["half "]
+        assert answer.response == "half " and "cut off" in answer.response.error
+    finally:
+        backend_registry.unregister("half")
+
+
+def test_request_defaults_come_from_configuration(backends):
+    seen = {}
+
+    class Spy(BaseBackend):
+        async def ask(self, prompt, *, system=None, temperature=None, max_tokens=None, **kw):
+            seen.update(system=system, temperature=temperature, max_tokens=max_tokens)
+            return AIResponse("ok")
+
+    backend_registry.register_backend("spy", Spy)
+    try:
+        configure(system="Be brief.", temperature=0.3, max_tokens=50)
+        ask("hi", backend="spy")
+        assert seen == {"system": "Be brief.", "temperature": 0.3, "max_tokens": 50}
+        ask("hi", backend="spy", temperature=1.0, system="Other")
+        assert seen == {"system": "Other", "temperature": 1.0, "max_tokens": 50}
+    finally:
+        backend_registry.unregister("spy")
+
+
+def test_unknown_default_model_goes_to_a_fixed_default_backend(backends):
+    configure(default_backend="secondary", default_model="served-only-by-secondary")
+    decided = route("hello")
+    assert (decided.backend, decided.model) == ("secondary", "served-only-by-secondary")
+    assert "as given" in decided.explain()
+
+
+def test_failed_answer_keeps_the_text_the_backend_sent():
+    class Blocked(BaseBackend):
+        async def ask(self, prompt, **kw):
+            return AIResponse("partial text", error="blocked by a safety filter")
+
+    backend_registry.register_backend("blocked", Blocked)
+    try:
+        response = ask("hi", backend="blocked")
+        assert response.failed and response == "partial text"
+    finally:
+        backend_registry.unregister("blocked")

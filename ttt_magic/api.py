@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from . import router, runner
+from .config import get_config
 from .models import AIResponse, Message
 from .router import Request, Route, StreamOutcome
 
@@ -86,17 +87,19 @@ def _request(
     history: Iterable[Message] | None,
     options: dict[str, Any],
 ) -> tuple[Request, Route]:
+    """Validate the call, fill what it left open from the settings, and decide the route."""
+    settings = get_config()
     request = Request(
         prompt,
         model=model,
         backend=backend,
-        system=system,
-        temperature=temperature,
-        max_tokens=max_tokens,
+        system=settings.system if system is None else system,
+        temperature=settings.temperature if temperature is None else temperature,
+        max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
         history=list(history or []),
         options=options,
     )
-    return request, router.decide(request)
+    return request, router.decide(request, settings)
 
 
 def _interrupted(text: str, decided: Route) -> AIResponse:

@@ -87,6 +87,19 @@ def _str(value: Any) -> str:
     return text
 
 
+def _temperature(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = _number(float, 0)(value)
+    if number > 2:
+        raise ValueError("expected a number from 0 to 2")
+    return number
+
+
+def _opt_positive_int(value: Any) -> int | None:
+    return None if value is None else _number(int, 1)(value)
+
+
 def _url(value: Any) -> str:
     text = _str(value).rstrip("/")
     if "://" not in text:  # OLLAMA_HOST is often "127.0.0.1:11434" or "0.0.0.0"
@@ -342,6 +355,9 @@ _SETTINGS = [
     Setting("models", _models, [], "custom model definitions (name, provider, ...)"),
     Setting("backends", _backends, {}, "per-backend settings, class_path backends", merge=True),
     Setting("routing", _routing, DEFAULT_ROUTING, "keywords and rules for automatic choice", merge=True),
+    Setting("temperature", _temperature, None, "default sampling temperature (0-2) when a call gives none"),
+    Setting("max_tokens", _opt_positive_int, None, "default answer length limit when a call gives none"),
+    Setting("system", _opt_str, None, "default system prompt when a call gives none"),
     Setting(
         "stream",
         _bool,
@@ -380,22 +396,29 @@ def _did_you_mean(word: str, choices: Any) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def config_files() -> list[Path]:
-    """The files searched, highest precedence first (``TTT_CONFIG`` alone when set)."""
+_PROJECT_FILES = ("ttt.yaml", "ttt.yml", ".ttt.yaml", ".ttt.yml")
+_USER_FILES = (".config/ttt/config.yaml", ".config/ttt/config.yml", ".ttt.yaml", ".ttt.yml")
+_paths_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _candidate_paths() -> tuple[str, ...]:
+    """The searched paths as strings, cached per (cwd, home): this runs on every request."""
     explicit = os.environ.get("TTT_CONFIG")
     if explicit:
-        return [Path(explicit).expanduser()]
-    cwd, home = Path.cwd(), Path.home()
-    return [
-        cwd / "ttt.yaml",
-        cwd / "ttt.yml",
-        cwd / ".ttt.yaml",
-        cwd / ".ttt.yml",
-        home / ".config" / "ttt" / "config.yaml",
-        home / ".config" / "ttt" / "config.yml",
-        home / ".ttt.yaml",
-        home / ".ttt.yml",
-    ]
+        return (os.path.expanduser(explicit),)
+    key = (os.getcwd(), os.path.expanduser("~"))
+    paths = _paths_cache.get(key)
+    if paths is None:
+        paths = tuple(os.path.join(key[0], n) for n in _PROJECT_FILES) + tuple(
+            os.path.join(key[1], n) for n in _USER_FILES
+        )
+        _paths_cache[key] = paths
+    return paths
+
+
+def config_files() -> list[Path]:
+    """The files searched, highest precedence first (``TTT_CONFIG`` alone when set)."""
+    return [Path(p) for p in _candidate_paths()]
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -557,7 +580,7 @@ class _Store:
         self.version = 0
         self.cache_key: Any = None
         self.cache: Settings | None = None
-        self.file_cache: dict[Path, tuple[Any, dict[str, Any]]] = {}
+        self.file_cache: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.listeners: list[Callable[[Settings], None]] = []
 
 
@@ -565,9 +588,9 @@ _store = _Store()
 _ENV_NAMES = sorted({"TTT_CONFIG", *(e for s in _SETTINGS for e in s.env)})
 
 
-def _file_stamp(path: Path) -> Any:
+def _file_stamp(path: str) -> Any:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
@@ -575,9 +598,8 @@ def _file_stamp(path: Path) -> Any:
 
 def get_config() -> Settings:
     """The effective settings now; cheap to call on every request."""
-    paths = config_files()
-    stamps = tuple((p, _file_stamp(p)) for p in paths)
-    env = tuple(os.environ.get(name) for name in _ENV_NAMES)
+    stamps = tuple((p, _file_stamp(p)) for p in _candidate_paths())
+    env = tuple(map(os.environ.get, _ENV_NAMES))
     with _store.lock:
         key = (stamps, env, _store.version)
         if _store.cache is not None and _store.cache_key == key:
@@ -587,7 +609,7 @@ def get_config() -> Settings:
         return settings
 
 
-def _compute(stamps: tuple[tuple[Path, Any], ...]) -> Settings:
+def _compute(stamps: tuple[tuple[str, Any], ...]) -> Settings:
     values = {name: s.default for name, s in SCHEMA.items()}
     sources = {name: DEFAULT_SOURCE for name in SCHEMA}
 
@@ -609,7 +631,7 @@ def _compute(stamps: tuple[tuple[Path, Any], ...]) -> Settings:
             continue
         cached = _store.file_cache.get(path)
         if cached is None or cached[0] != stamp:
-            cached = (stamp, _read_file(path))
+            cached = (stamp, _read_file(Path(path)))
             _store.file_cache[path] = cached
         apply(cached[1], str(path))
         used.append(path)
@@ -628,7 +650,7 @@ def _compute(stamps: tuple[tuple[Path, Any], ...]) -> Settings:
             apply({name: value}, f"env {env_name}")
             break
     apply(_store.programmatic, PROGRAMMATIC_SOURCE)
-    return Settings(values, sources, list(reversed(used)))
+    return Settings(values, sources, [Path(p) for p in reversed(used)])
 
 
 def configure(**settings: Any) -> Settings:

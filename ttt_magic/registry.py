@@ -123,9 +123,9 @@ class ModelRegistry:
     def list_aliases(self) -> dict[str, str]:
         return dict(self._merged()[1])
 
-    def get_model(self, name: str) -> ModelInfo | None:
+    def get_model(self, name: str, settings: Settings | None = None) -> ModelInfo | None:
         """The model called ``name`` or aliased so; ``None`` when unknown."""
-        models, aliases = self._merged()
+        models, aliases = self._merged(settings)
         target = self._follow(name, aliases)
         return models.get(target)
 
@@ -137,18 +137,18 @@ class ModelRegistry:
             name = aliases[name]
         return name
 
-    def resolve(self, name: str) -> ModelInfo:
+    def resolve(self, name: str, settings: Settings | None = None) -> ModelInfo:
         """Like ``get_model``, also for ``provider/model`` names; raises when unknown.
 
         An alias may name a model the catalogue lacks (the seed's ``fast:
         gpt-3.5-turbo``): its provider is then inferred from the name's family.
         """
-        models, aliases = self._merged()
+        models, aliases = self._merged(settings)
         target = self._follow(name, aliases)
         if target in models:
             return models[target]
         provider, sep, rest = target.partition("/")
-        known_providers = set(PROVIDER_BACKENDS) | set(backend_registry.names())
+        known_providers = set(PROVIDER_BACKENDS) | set(backend_registry.entries(settings))
         if sep and rest and provider.lower() in known_providers:
             provider = "google" if provider.lower() == "gemini" else provider.lower()
             return ModelInfo(name=target, provider=provider, provider_name=rest)
@@ -156,10 +156,10 @@ class ModelRegistry:
             guessed = guess_provider(target)
             if guessed:
                 return ModelInfo(name=target, provider=guessed, provider_name=target)
-        raise UnknownModelError(name, self.suggest(name))
+        raise UnknownModelError(name, self.suggest(name, settings=settings))
 
-    def suggest(self, name: str, n: int = 3) -> list[str]:
-        models, aliases = self._merged()
+    def suggest(self, name: str, n: int = 3, settings: Settings | None = None) -> list[str]:
+        models, aliases = self._merged(settings)
         return difflib.get_close_matches(name, [*models, *aliases], n=n, cutoff=0.5)
 
     def __contains__(self, name: str) -> bool:
@@ -302,6 +302,9 @@ class BackendRegistry:
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries()
+
+    def has(self, name: str, settings: Settings | None = None) -> bool:
+        return name in self.entries(settings)
 
     def get(self, name: str, settings: Settings | None = None) -> Any:
         """The backend instance for ``name`` under the current settings.

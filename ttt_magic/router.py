@@ -110,6 +110,8 @@ class Route:
     fallbacks: list[tuple[str, str | None]] = field(default_factory=list)
     error: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    #: The settings the decision was made under; execution uses the same ones.
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
     @property
     def plan(self) -> list[tuple[str, str | None]]:
@@ -175,11 +177,11 @@ def _rule_matches(rule: dict[str, Any], prompt: str) -> bool:
     return not ("length_lt" in cond and not len(prompt) < cond["length_lt"])
 
 
-def _model_for_backend(name: str | None, backend: str) -> tuple[str | None, str | None]:
+def _model_for_backend(name: str | None, backend: str, settings: Settings) -> tuple[str | None, str | None]:
     """(model to send, note) for a model name under a fixed backend."""
     if not name:
         return None, None
-    info = model_registry.get_model(name)
+    info = model_registry.get_model(name, settings)
     if info is None:
         return name, f"model {name!r} passed to {backend!r} as given"
     if backend_for_provider(info.provider) == backend or info.provider == backend:
@@ -206,10 +208,10 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
 
     if request.backend:
         backend = request.backend
-        if backend not in backend_registry:
+        if not backend_registry.has(backend, settings):
             backend_registry.get(backend, settings)  # raises ConfigError with did-you-mean
         steps.append(f"backend {backend!r} given explicitly")
-        model, note = _model_for_backend(request.model, backend)
+        model, note = _model_for_backend(request.model, backend, settings)
         if note:
             steps.append(note)
         if request.model is None:
@@ -222,7 +224,7 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
         return _with_fallbacks(route, request, settings, pinned=True)
 
     if request.model:
-        info = model_registry.resolve(request.model)  # raises UnknownModelError
+        info = model_registry.resolve(request.model, settings)  # raises UnknownModelError
         backend = backend_for_provider(info.provider)
         alias = f" (alias of {info.name!r})" if info.name != request.model else ""
         steps.append(
@@ -238,7 +240,7 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
             return _with_fallbacks(Route(backend, model, steps), request, settings)
         steps.append(f"{reason}, but backend {backend!r} is unavailable: {why}")
     steps.append("no backend available")
-    return Route(None, None, steps, error="No backend is available. " + NO_BACKEND_HINT)
+    return Route(None, None, steps, error="No backend is available. " + NO_BACKEND_HINT, settings=settings)
 
 
 def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[tuple[str, str | None, str]]:
@@ -248,9 +250,12 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
 
     def add_model(name: str, reason: str, backend: str | None = None) -> None:
         try:
-            info = model_registry.resolve(name)
+            info = model_registry.resolve(name, settings)
         except TTTError as exc:
-            steps.append(f"{reason}: {exc}")
+            if backend:  # a fixed backend knows its own models: pass the name on as given
+                found.append((backend, name, f"{reason}, passed to {backend!r} as given"))
+            else:
+                steps.append(f"{reason}: {exc}")
             return
         found.append((backend or backend_for_provider(info.provider), info.name, reason))
 
@@ -272,7 +277,7 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
             if not word:
                 continue
             try:
-                info = model_registry.resolve(alias)
+                info = model_registry.resolve(alias, settings)
             except TTTError:
                 steps.append(f"{category} keyword {word!r}, but alias {alias!r} names no model")
                 break
@@ -307,6 +312,7 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
 
 
 def _with_fallbacks(route: Route, request: Request, settings: Settings, pinned: bool = False) -> Route:
+    route.settings = settings
     if pinned:
         route.steps.append("no fallbacks: the backend was chosen by the caller")
         return route
@@ -316,7 +322,7 @@ def _with_fallbacks(route: Route, request: Request, settings: Settings, pinned: 
         if backend == route.backend or any(backend == b for b, _ in route.fallbacks):
             continue
         model = route.model
-        info = model_registry.get_model(model) if model else None
+        info = model_registry.get_model(model, settings) if model else None
         if info is None or backend_for_provider(info.provider) != backend:
             model = _backend_default_model(settings, backend)
         route.fallbacks.append((backend, model))
@@ -344,6 +350,7 @@ def _finish(
     end: StreamEnd | None = None,
     response: AIResponse | None = None,
     error: str | None = None,
+    settings: Settings | None = None,
 ) -> AIResponse:
     """Build the caller's response: text, usage, cost, and the route record."""
     tokens_in = response.tokens_in if response is not None else (end.tokens_in if end else None)
@@ -358,7 +365,7 @@ def _finish(
         metadata.update({k: v for k, v in response.metadata.items() if k not in ("route", "error_info")})
     cost = response.cost if response is not None else metadata.pop("cost", None)
     if cost is None:
-        info = model_registry.get_model(model) if model else None
+        info = model_registry.get_model(model, settings) if model else None
         cost = info.cost(tokens_in, tokens_out) if info else None
     metadata["route"] = route.to_dict()
     return AIResponse(
@@ -379,18 +386,12 @@ async def complete(route: Route, request: Request) -> AIResponse:
     started = time.perf_counter()
     if route.backend is None:
         return _finish("", route, None, None, started, error=route.error)
-    settings = get_config()
+    settings = route.settings or get_config()
     errors: list[str] = []
+    first_failure: AIResponse | None = None
     for backend_name, model in route.plan:
-        try:
-            backend = backend_registry.get(backend_name, settings)
-            if not backend.is_available:
-                raise BackendUnavailable(
-                    backend.unavailable_reason or f"Backend {backend_name!r} is unavailable."
-                )
-        except TTTError as exc:
-            route.attempts.append(Attempt(backend_name, model, "unavailable", str(exc)))
-            errors.append(str(exc))
+        backend = _usable_backend(route, backend_name, model, settings, errors)
+        if backend is None:
             continue
         timeout = backend.timeout or settings.timeout
         wait = 0.0
@@ -421,7 +422,9 @@ async def complete(route: Route, request: Request) -> AIResponse:
                 response = AIResponse(str(response), model=model, backend=backend_name)
             if response.succeeded:
                 route.attempts.append(Attempt(backend_name, model, "ok", None, wait, elapsed))
-                return _finish(response.text, route, backend_name, model, started, response=response)
+                return _finish(
+                    response.text, route, backend_name, model, started, response=response, settings=settings
+                )
             info = response.metadata.get("error_info") or error_info(error_from_response(response))
             retryable = bool(info.get("retryable")) and retry < settings.max_retries
             route.attempts.append(
@@ -429,9 +432,89 @@ async def complete(route: Route, request: Request) -> AIResponse:
             )
             if not retryable:
                 errors.append(response.error or "failed")
+                first_failure = first_failure or response.replace(backend=backend_name)
                 break
             wait = _backoff(retry, info, settings.max_retry_wait)
-    return _finish("", route, route.backend, route.model, started, error=errors[0] if errors else route.error)
+    if first_failure is not None and errors and errors[0] == first_failure.error:
+        # Keep what the failing backend did say (e.g. text before a safety stop).
+        return _finish(
+            first_failure.text,
+            route,
+            first_failure.backend,
+            first_failure.model,
+            started,
+            response=first_failure,
+            error=first_failure.error,
+            settings=settings,
+        )
+    return _finish(
+        "",
+        route,
+        route.backend,
+        route.model,
+        started,
+        error=errors[0] if errors else route.error,
+        settings=settings,
+    )
+
+
+def _usable_backend(route: Route, name: str, model: str | None, settings: Settings, errors: list[str]) -> Any:
+    """The backend instance, or None (recorded as an "unavailable" attempt)."""
+    try:
+        backend = backend_registry.get(name, settings)
+        if not backend.is_available:
+            raise BackendUnavailable(backend.unavailable_reason or f"Backend {name!r} is unavailable.")
+    except TTTError as exc:
+        route.attempts.append(Attempt(name, model, "unavailable", str(exc)))
+        errors.append(str(exc))
+        return None
+    return backend
+
+
+class _IdleWatch:
+    """Cancels the streaming task when a backend stays silent longer than ``timeout``.
+
+    Costs two attribute writes a chunk (``asyncio.wait_for`` around every chunk
+    cost ~50 µs each). Time the reader spends between chunks is not counted:
+    ``pause()`` before handing a chunk over, ``resume()`` after.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.timeout = timeout
+        self.fired = False
+        self.paused = False
+        self.last = self.loop.time()
+        self.handle = self.loop.call_at(self.last + timeout, self._check)
+
+    def _check(self) -> None:
+        due = self.last + self.timeout
+        if self.paused or self.loop.time() < due:
+            self.handle = self.loop.call_at(max(due, self.loop.time() + 0.01), self._check)
+            return
+        self.fired = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.last = self.loop.time()
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+    def absorb(self) -> bool:
+        """After a CancelledError: True when it was our timeout (and forget that cancel)."""
+        if not self.fired:
+            return False
+        uncancel = getattr(self.task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+        return True
 
 
 class StreamOutcome:
@@ -450,18 +533,11 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
     if route.backend is None:
         outcome.response = _finish("", route, None, None, started, error=route.error)
         return
-    settings = get_config()
+    settings = route.settings or get_config()
     errors: list[str] = []
     for backend_name, model in route.plan:
-        try:
-            backend = backend_registry.get(backend_name, settings)
-            if not backend.is_available:
-                raise BackendUnavailable(
-                    backend.unavailable_reason or f"Backend {backend_name!r} is unavailable."
-                )
-        except TTTError as exc:
-            route.attempts.append(Attempt(backend_name, model, "unavailable", str(exc)))
-            errors.append(str(exc))
+        backend = _usable_backend(route, backend_name, model, settings, errors)
+        if backend is None:
             continue
         timeout = backend.timeout or settings.timeout
         wait = 0.0
@@ -473,34 +549,34 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
             end: StreamEnd | None = None
             failure: ProviderError | None = None
             chunks = backend.astream(request.prompt, **request.call_kwargs(model)).__aiter__()
+            watch = _IdleWatch(timeout)
             try:
-                while True:
-                    try:
-                        item = await asyncio.wait_for(chunks.__anext__(), timeout)
-                    except StopAsyncIteration:
-                        break
+                async for item in chunks:
                     if isinstance(item, StreamEnd):
                         end = item
                     elif item:
                         parts.append(item)
+                        watch.pause()
                         yield item
-            except asyncio.TimeoutError:
+                        watch.resume()
+            except ProviderError as exc:
+                failure = exc
+            except (asyncio.CancelledError, GeneratorExit):
+                if not watch.absorb():
+                    route.attempts.append(
+                        Attempt(backend_name, model, "interrupted", None, wait, time.perf_counter() - t0)
+                    )
+                    raise
                 failure = ProviderError(
                     f"{backend_name} sent nothing for {timeout:g} s.",
                     retryable=True,
                     kind="timeout",
                     hint="Raise `timeout` or try again.",
                 )
-            except ProviderError as exc:
-                failure = exc
-            except (asyncio.CancelledError, GeneratorExit):
-                route.attempts.append(
-                    Attempt(backend_name, model, "interrupted", None, wait, time.perf_counter() - t0)
-                )
-                raise
             except Exception as exc:
                 failure = ProviderError(error_info(exc)["message"], retryable=False, kind="exception")
             finally:
+                watch.stop()
                 aclose = getattr(chunks, "aclose", None)
                 if aclose is not None:
                     try:
@@ -510,7 +586,9 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
             elapsed = time.perf_counter() - t0
             if failure is None:
                 route.attempts.append(Attempt(backend_name, model, "ok", None, wait, elapsed))
-                outcome.response = _finish("".join(parts), route, backend_name, model, started, end=end)
+                outcome.response = _finish(
+                    "".join(parts), route, backend_name, model, started, end=end, settings=settings
+                )
                 return
             if parts:  # text already reached the reader: keep it, do not retry or fall back
                 route.attempts.append(Attempt(backend_name, model, "error", str(failure), wait, elapsed))
@@ -522,6 +600,7 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
                     started,
                     end=end,
                     error=f"The answer was cut off: {failure}",
+                    settings=settings,
                 )
                 return
             retryable = failure.retryable and retry < settings.max_retries
@@ -533,5 +612,11 @@ async def stream(route: Route, request: Request, outcome: StreamOutcome) -> Asyn
                 break
             wait = _backoff(retry, failure, settings.max_retry_wait)
     outcome.response = _finish(
-        "", route, route.backend, route.model, started, error=errors[0] if errors else route.error
+        "",
+        route,
+        route.backend,
+        route.model,
+        started,
+        error=errors[0] if errors else route.error,
+        settings=settings,
     )

@@ -186,7 +186,7 @@ def test_unavailable_without_key_names_env_var():
 
 
 def test_model_names_resolve_through_catalogue_and_prefix():
-    assert an.resolve_model("sonnet", None) == ("claude-sonnet-4-5", "claude-sonnet-4-5")
+    assert an.resolve_model("sonnet", None) == ("claude-sonnet-5-5", "claude-sonnet-5-5")
     name, provider_id = an.resolve_model("anthropic/claude-opus-4-1", None)
     assert (name, provider_id) == ("anthropic/claude-opus-4-1", "claude-opus-4-1")
     assert an.resolve_model(None, None)[1] == an.DEFAULT_MODEL
@@ -238,7 +238,7 @@ def collect(backend, prompt="Say hello", **kwargs):
 
 def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     fake.usage = (21, 6)
-    texts, end, error = collect(backend, "Say hello", model="sonnet", system="Be terse", temperature=0.1,
+    texts, end, error = collect(backend, "Say hello", model="claude-sonnet-4-5", system="Be terse", temperature=0.1,
                                 history=[{"role": "user", "content": "Hi"},
                                          {"role": "assistant", "content": "Hello!"}])
     assert error is None
@@ -283,7 +283,7 @@ def test_configured_max_tokens_and_default_model(fake, fake_factory):
 
 def test_non_stream_ask(fake, backend):
     fake.usage = (10, 4)
-    response = runner.run(backend.ask("Hi", model="sonnet", system="S"))
+    response = runner.run(backend.ask("Hi", model="claude-sonnet-4-5", system="S"))
     assert response.succeeded and response.text == fake.answer
     assert (response.backend, response.model, response.tokens_in, response.tokens_out) == (
         "anthropic", "claude-sonnet-4-5", 10, 4)
@@ -399,7 +399,7 @@ def configured(fake):
 def test_api_ask_stream_and_chat(configured):
     fake = configured
     fake.usage = (9, 5)
-    response = ttt_magic.ask("Hello?", model="sonnet")
+    response = ttt_magic.ask("Hello?", model="claude-sonnet-4-5")
     assert response.succeeded and response.text == fake.answer
     assert response.backend == "cloud" and response.metadata["provider"] == "anthropic"
     assert (response.tokens_in, response.tokens_out) == (9, 5)
@@ -410,10 +410,10 @@ def test_api_ask_stream_and_chat(configured):
     assert "".join(chunks) == fake.answer and len(chunks) > 1
     assert stream.response.tokens_out == 5 and stream.response.metadata["finish_reason"] == "end_turn"
 
-    direct = ttt_magic.ask("Hello?", backend="anthropic", model="sonnet")
+    direct = ttt_magic.ask("Hello?", backend="anthropic", model="claude-sonnet-4-5")
     assert direct.succeeded and direct.backend == "anthropic"
 
-    conversation = ttt_magic.chat(system="Be kind", model="sonnet")
+    conversation = ttt_magic.chat(system="Be kind", model="claude-sonnet-4-5")
     conversation.ask("First")
     conversation.ask("Second")
     sent = fake.last.json

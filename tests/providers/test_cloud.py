@@ -52,8 +52,8 @@ def test_any_one_key_makes_it_available(provider):
 def test_model_picks_its_own_provider():
     backend = cloud("openai", "anthropic", "google", "openrouter")
     assert backend.choose("gpt-4o-mini").provider == "openai"
-    assert backend.choose("sonnet").provider == "anthropic"
-    assert backend.choose("sonnet").model == "claude-sonnet-4-5"
+    assert backend.choose("claude-sonnet-4-5").provider == "anthropic"
+    assert backend.choose("claude-sonnet-4-5").model == "claude-sonnet-4-5"
     assert backend.choose("flash").provider == "google"
     assert backend.choose("gemini/gemini-2.0-flash").provider == "google"
     assert backend.choose("anthropic/claude-opus-4-1").model == "anthropic/claude-opus-4-1"
@@ -64,7 +64,7 @@ def test_openrouter_serves_other_providers_models_when_only_its_key_is_set():
     choice = backend.choose("gpt-4o-mini")
     assert (choice.provider, choice.model, choice.name) == ("openrouter", "openai/gpt-4o-mini", "gpt-4o-mini")
     assert "OPENAI_API_KEY is not set" in choice.reason
-    assert backend.choose("sonnet").model == "anthropic/claude-sonnet-4.5"
+    assert backend.choose("claude-sonnet-4-5").model == "anthropic/claude-sonnet-4.5"
     assert backend.choose("flash").model == "google/gemini-2.5-flash"
     assert backend.choose(None).model == DEFAULT_MODELS["openrouter"]
 
@@ -84,7 +84,7 @@ def test_openrouter_left_out_of_provider_order_is_not_used_as_a_relay():
 
 def test_missing_provider_key_is_named():
     with pytest.raises(BackendUnavailable) as info:
-        cloud("openai").choose("sonnet")
+        cloud("openai").choose("claude-sonnet-4-5")
     assert "ANTHROPIC_API_KEY" in str(info.value) and "OPENROUTER_API_KEY" in str(info.value)
 
 
@@ -121,7 +121,7 @@ def test_catalogue_without_a_fast_model_falls_back_to_our_pick(monkeypatch):
 
 
 def test_configured_default_models():
-    backend = cloud("openai", "anthropic", backends={"cloud": {"default_model": "sonnet"}})
+    backend = cloud("openai", "anthropic", backends={"cloud": {"default_model": "claude-sonnet-4-5"}})
     choice = backend.choose(None)
     assert choice.provider == "anthropic" and choice.model == "claude-sonnet-4-5"
     assert "default_model" in choice.reason
@@ -183,7 +183,7 @@ def _stream(backend, prompt, **kwargs):
     return runner.run(go())
 
 
-@pytest.mark.parametrize("model,provider", [("gpt-4o-mini", "openai"), ("sonnet", "anthropic"),
+@pytest.mark.parametrize("model,provider", [("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic"),
                                             ("flash", "google")])
 def test_each_provider_answers_through_cloud(fakes, model, provider):
     response = ttt_magic.ask("Hi", model=model)
@@ -200,7 +200,7 @@ def test_each_provider_answers_through_cloud(fakes, model, provider):
 
 
 def test_stream_end_carries_the_provider_and_catalogue_name(fakes):
-    items = _stream(CloudBackend(get_config().backend_config("cloud")), "Hi", model="sonnet")
+    items = _stream(CloudBackend(get_config().backend_config("cloud")), "Hi", model="claude-sonnet-4-5")
     end = items[-1]
     assert isinstance(end, StreamEnd) and end.model == "claude-sonnet-4-5"
     assert end.metadata["provider"] == "anthropic" and "provider_reason" in end.metadata
@@ -208,7 +208,7 @@ def test_stream_end_carries_the_provider_and_catalogue_name(fakes):
 
 def test_openrouter_relay_when_only_its_key_is_set(fakes):
     configure(openai_api_key=None, anthropic_api_key=None, google_api_key=None)
-    response = ttt_magic.ask("Hi", model="sonnet")
+    response = ttt_magic.ask("Hi", model="claude-sonnet-4-5")
     assert response.succeeded, response.error
     assert response.text == "Relayed answer."
     assert response.metadata["provider"] == "openrouter" and response.model == "claude-sonnet-4-5"
@@ -227,7 +227,7 @@ def test_cloud_without_model_uses_the_first_keyed_provider(fakes):
 
 def test_errors_come_back_with_provider_wording(fakes):
     fakes["anthropic"].fault("401")
-    response = ttt_magic.ask("Hi", model="sonnet")
+    response = ttt_magic.ask("Hi", model="claude-sonnet-4-5")
     assert response.failed and "ANTHROPIC_API_KEY" in response.error
     assert KEYS["anthropic"][1] not in response.error
 
