@@ -232,3 +232,14 @@ def test_lazy_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert "ask" in dir(ttt_magic)
+
+
+def test_heartbeat_yields_empty_chunks_while_the_source_is_silent():
+    Words.delay = 0.3
+    answer = stream("a b", backend="words")
+    answer.heartbeat = 0.1
+    chunks = list(answer)
+    assert "".join(chunks) == "a b " and answer.response == "a b "
+    assert "" in chunks  # the silences were reported
+    plain = list(stream("a b", backend="words"))
+    assert "" not in plain  # only when asked for

@@ -180,6 +180,9 @@ class AnswerStream:
         self._outcome = StreamOutcome()
         self._iterator: runner.SyncStream[str] | None = None
         self._on_done = on_done
+        #: Seconds of silence after which iteration yields ``""`` (a display can refresh);
+        #: None (the default) yields only text.
+        self.heartbeat: float | None = None
 
     def _done(self, response: AIResponse) -> None:
         self.response = _usage.record(response)
@@ -194,6 +197,8 @@ class AnswerStream:
             raise StopIteration
         if self._iterator is None:
             self._iterator = runner.iterate(lambda: router.stream(self.route, self.request, self._outcome))
+            if self.heartbeat:
+                self._iterator.idle = (self.heartbeat, "")
         try:
             chunk = next(self._iterator)
         except StopIteration:

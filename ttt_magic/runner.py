@@ -153,6 +153,9 @@ class SyncStream(Iterator[T]):
         self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._finished = threading.Event()
         self._closed = False
+        #: When set to (seconds, value): ``next()`` returns ``value`` after that long with no
+        #: item, so a reader can refresh a display while the source is silent.
+        self.idle: tuple[float, Any] | None = None
 
         async def pump() -> None:
             try:
@@ -176,11 +179,15 @@ class SyncStream(Iterator[T]):
         if self._closed:
             raise StopIteration
         try:
+            waited = 0.0
             while True:
                 try:
                     kind, value = self._items.get(timeout=POLL_INTERVAL)
                 except queue.Empty:
                     kind, value = "", None
+                    waited += POLL_INTERVAL
+                    if self.idle is not None and waited >= self.idle[0]:
+                        return self.idle[1]
                 if kind == "item":
                     return value
                 if kind == "error":

@@ -29,6 +29,8 @@ from .render import FORMATS, StreamView, TerminalView, error_bundle, extract_cod
 __all__ = ["DEFAULT_CHAT", "TTTMagics", "load_ipython_extension", "split_line", "unload_ipython_extension"]
 
 DEFAULT_CHAT = "default"
+#: Seconds of model silence after which the view is refreshed with what it holds.
+HEARTBEAT = 0.25
 WIDGETS_HINT = "pip install 'ttt-magic[widgets]' for the selector panel"
 _MIRRORED = ("default_backend", "default_model", "stream", "footer", "timeout", "raise_on_error",
              "interpolation_limit")
@@ -279,6 +281,7 @@ class TTTMagics(Magics):
             chat = self._chat(opts, call)
             if streaming:
                 answer = chat.stream(prompt, **call) if chat is not None else api.stream(prompt, **call)
+                answer.heartbeat = HEARTBEAT  # flush coalesced text while the model is silent
                 try:
                     for chunk in answer:
                         view.feed(chunk)
