@@ -162,13 +162,8 @@ async def aask(
     return _usage.record(await router.complete(decided, request))
 
 
-class AnswerStream:
-    """Iterate to get text chunks as they arrive; ``.response`` is the final answer.
-
-    The request starts on the first ``next()``. Breaking out early, ``close()``
-    or Ctrl-C cancels it (closing the HTTP response); ``.response`` then holds
-    the text received so far, marked interrupted.
-    """
+class _Answer:
+    """What both stream forms share: the request, the route, the text so far, the end."""
 
     def __init__(
         self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
@@ -178,16 +173,43 @@ class AnswerStream:
         self.response: AIResponse | None = None
         self._parts: list[str] = []
         self._outcome = StreamOutcome()
-        self._iterator: runner.SyncStream[str] | None = None
         self._on_done = on_done
-        #: Seconds of silence after which iteration yields ``""`` (a display can refresh);
-        #: None (the default) yields only text.
-        self.heartbeat: float | None = None
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._parts)
 
     def _done(self, response: AIResponse) -> None:
         self.response = _usage.record(response)
         if self._on_done is not None:
             self._on_done(response)
+
+    def _finished(self) -> None:
+        final = self._outcome.response  # an empty failed AIResponse is falsy: test for None
+        self._done(final if final is not None else _interrupted(self.text, self.route))
+
+    def _stop(self) -> None:
+        if self.response is None:
+            self._done(_interrupted(self.text, self.route))
+
+
+class AnswerStream(_Answer):
+    """Iterate to get text chunks as they arrive; ``.response`` is the final answer.
+
+    The request starts on the first ``next()``. ``close()`` or Ctrl-C while
+    waiting cancels it (closing the HTTP response); ``.response`` then holds the
+    text received so far, marked interrupted.
+    """
+
+    def __init__(
+        self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
+    ) -> None:
+        super().__init__(request, decided, on_done)
+        self._iterator: runner.SyncStream[str] | None = None
+        #: Seconds of silence after which iteration yields ``""`` (a display can refresh);
+        #: None (the default) yields only text.
+        self.heartbeat: float | None = None
 
     def __iter__(self) -> AnswerStream:
         return self
@@ -202,23 +224,13 @@ class AnswerStream:
         try:
             chunk = next(self._iterator)
         except StopIteration:
-            final = self._outcome.response  # an empty failed AIResponse is falsy: test for None
-            self._done(final if final is not None else _interrupted(self.text, self.route))
+            self._finished()
             raise
         except BaseException:
             self._stop()
             raise
         self._parts.append(chunk)
         return chunk
-
-    @property
-    def text(self) -> str:
-        """The text received so far."""
-        return "".join(self._parts)
-
-    def _stop(self) -> None:
-        if self.response is None:
-            self._done(_interrupted(self.text, self.route))
 
     def close(self) -> None:
         """Cancel the request if it is still running; keeps what arrived."""
@@ -250,24 +262,14 @@ def stream(
     return AnswerStream(request, decided)
 
 
-class AsyncAnswerStream:
+class AsyncAnswerStream(_Answer):
     """``async for chunk in astream(...)``; then ``.response``. Runs on the caller's loop."""
 
     def __init__(
         self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
     ) -> None:
-        self.request = request
-        self.route = decided
-        self.response: AIResponse | None = None
-        self._parts: list[str] = []
-        self._outcome = StreamOutcome()
+        super().__init__(request, decided, on_done)
         self._agen: AsyncIterator[str] | None = None
-        self._on_done = on_done
-
-    def _done(self, response: AIResponse) -> None:
-        self.response = _usage.record(response)
-        if self._on_done is not None:
-            self._on_done(response)
 
     def __aiter__(self) -> AsyncAnswerStream:
         return self
@@ -280,8 +282,7 @@ class AsyncAnswerStream:
         try:
             chunk = await self._agen.__anext__()
         except StopAsyncIteration:
-            final = self._outcome.response  # an empty failed AIResponse is falsy: test for None
-            self._done(final if final is not None else _interrupted(self.text, self.route))
+            self._finished()
             raise
         except BaseException:
             await self.aclose()
@@ -289,16 +290,11 @@ class AsyncAnswerStream:
         self._parts.append(chunk)
         return chunk
 
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
-
     async def aclose(self) -> None:
         """Cancel the request if still running; keeps what arrived."""
         if self._agen is not None and self.response is None:
             await self._agen.aclose()  # type: ignore[attr-defined]
-        if self.response is None:
-            self._done(_interrupted(self.text, self.route))
+        self._stop()
 
     async def __aenter__(self) -> AsyncAnswerStream:
         return self

@@ -8,7 +8,7 @@ code that builds an HTTP header should call it.
 
 from __future__ import annotations
 
-__all__ = ["Secret", "mask"]
+__all__ = ["Secret", "mask", "reveal"]
 
 
 def mask(value: str | None) -> str:
@@ -60,3 +60,13 @@ class Secret:
 
     def __reduce__(self):  # pickling would be a way out; refuse it
         raise TypeError("Secret values cannot be pickled")
+
+
+def reveal(value: object) -> str | None:
+    """The plain value of a configured key, ``Secret`` or ``str``; None when unset.
+
+    For the one place a key must be plain text: the request header.
+    """
+    if value is None or value == "":
+        return None
+    return value.reveal() if isinstance(value, Secret) else str(value)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable, ProviderError
 from ..models import AIResponse, Message, StreamEnd
+from ..secrets import reveal
 from .base import BaseBackend
 
 __all__ = [
@@ -376,10 +377,7 @@ class AnthropicBackend(BaseBackend):
     # -- identity
 
     def _key(self) -> str | None:
-        value = self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key")
-        if value is None:
-            return None
-        return value.reveal() if hasattr(value, "reveal") else str(value)
+        return reveal(self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key"))
 
     @property
     def is_available(self) -> bool:

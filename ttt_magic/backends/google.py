@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from ..errors import BackendUnavailable, ProviderError
 from ..models import AIResponse, Message, StreamEnd
+from ..secrets import reveal
 from .anthropic import (
     catalogue_default,
     configured_default,
@@ -285,10 +286,7 @@ class GeminiBackend(BaseBackend):
     # -- identity
 
     def _key(self) -> str | None:
-        value = self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key")
-        if value is None:
-            return None
-        return value.reveal() if hasattr(value, "reveal") else str(value)
+        return reveal(self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key"))
 
     @property
     def is_available(self) -> bool:

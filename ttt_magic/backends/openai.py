@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable, ProviderError
 from ..models import AIResponse, Message, ModelInfo, StreamEnd
+from ..secrets import reveal
 from .base import BaseBackend
 
 __all__ = [
@@ -228,12 +229,6 @@ def _model_info(name: str) -> ModelInfo | None:
         return None
 
 
-def _reveal(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value.reveal() if hasattr(value, "reveal") else str(value)
-
-
 # --------------------------------------------------------------------------- backends
 
 
@@ -264,7 +259,7 @@ class OpenAIBackend(BaseBackend):
     def _key(self) -> str | None:
         cfg = self.backend_config
         value = cfg.get("api_key") or (cfg.get(self.key_setting) if self.key_setting else None)
-        return _reveal(value)
+        return reveal(value)
 
     @property
     def is_available(self) -> bool:
@@ -511,7 +506,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
         env = self.backend_config.get("api_key_env")
         if env:
             return os.environ.get(str(env)) or None
-        return _reveal(self.backend_config.get("api_key"))
+        return reveal(self.backend_config.get("api_key"))
 
     @property
     def is_available(self) -> bool:
