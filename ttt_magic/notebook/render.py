@@ -411,7 +411,7 @@ class TerminalView:
         error = getattr(response, "error", None)
         if error and not interrupted:
             out.write(f"ttt-magic: {error}\n")
-        foot = footer_text(response) if self.footer else ""
+        foot = footer_text(response) if self.footer and self.parts else ""  # no footer on nothing
         if foot:
             out.write(f"[{foot}]\n")
         out.flush()
