@@ -45,8 +45,12 @@ def _env(home: Path) -> dict[str, str]:
     """As installed: bytecode cached (in a private folder), whatever this shell's PYTHONDONTWRITEBYTECODE."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTT_") and not k.endswith("_API_KEY")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(HOME=str(home), TTT_MOCK_DELAY="0", OLLAMA_HOST="http://127.0.0.1:9",
-               PYTHONPYCACHEPREFIX=str(home / "pycache"))
+    env.update(
+        HOME=str(home),
+        TTT_MOCK_DELAY="0",
+        OLLAMA_HOST="http://127.0.0.1:9",
+        PYTHONPYCACHEPREFIX=str(home / "pycache"),
+    )
     return env
 
 
@@ -54,7 +58,11 @@ def _ipython(code: str, env: dict[str, str], cwd: Path) -> tuple[float, int, flo
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-m", "IPython", "--no-banner", "--HistoryManager.enabled=False", "-c", code],
-        capture_output=True, text=True, env=env, cwd=cwd, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=True,
     ).stdout
     wall = time.perf_counter() - started
     rss = next(int(line.split()[1]) for line in out.splitlines() if line.startswith("RSS"))
@@ -79,8 +87,11 @@ def load_cost(runs: int) -> dict[str, float]:
     med = statistics.median
     return {
         "runs": runs,
-        "bare_wall": med(bare_t), "ext_wall": med(ext_t), "delta_wall": med(ext_t) - med(bare_t),
-        "bare_rss_kb": med(bare_rss), "ext_rss_kb": med(ext_rss),
+        "bare_wall": med(bare_t),
+        "ext_wall": med(ext_t),
+        "delta_wall": med(ext_t) - med(bare_t),
+        "bare_rss_kb": med(bare_rss),
+        "ext_rss_kb": med(ext_rss),
         "delta_rss_kb": med(ext_rss) - med(bare_rss),
         "load_ext_call": med(inproc),
     }
@@ -146,14 +157,16 @@ def in_kernel(chars_per_second: float) -> dict[str, float]:
     finally:
         kernel.stop()
     shown = result.displays
-    sent = sum(len(json.dumps({"data": m["content"]["data"], "metadata": m["content"]["metadata"]}))
-               for m in shown)
+    sent = sum(
+        len(json.dumps({"data": m["content"]["data"], "metadata": m["content"]["metadata"]})) for m in shown
+    )
     return {"messages": len(shown), "bytes": sent, "seconds": elapsed}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-kernel", action="store_true", help="skip the real-kernel measurement")
     args = parser.parse_args()
@@ -179,9 +192,14 @@ def main() -> None:
         "| stream speed | messages | bytes sent | multiple of the answer | goal |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for label, speed in [("instant", None), ("4,000 chars/s", 4000.0), ("1,000 chars/s", 1000.0),
-                         ("400 chars/s (~100 tokens/s)", 400.0), ("200 chars/s (~50 tokens/s)", 200.0),
-                         ("100 chars/s (~25 tokens/s)", 100.0)]:
+    for label, speed in [
+        ("instant", None),
+        ("4,000 chars/s", 4000.0),
+        ("1,000 chars/s", 1000.0),
+        ("400 chars/s (~100 tokens/s)", 400.0),
+        ("200 chars/s (~50 tokens/s)", 200.0),
+        ("100 chars/s (~25 tokens/s)", 100.0),
+    ]:
         count, sent = simulated(speed)
         lines.append(f"| {label} | {count} | {sent:,} | {sent / ANSWER_CHARS:.1f}x | <= 30x |")
     if not args.no_kernel:

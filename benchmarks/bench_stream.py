@@ -87,14 +87,20 @@ print(t1 - t0)
 
 def payload() -> dict:
     """What the OpenAI backend sends, so the server does the same work for every client."""
-    return {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True,
-            "stream_options": {"include_usage": True}}
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
 
 
 def start_server(chunks: int) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVER.format(root=str(ROOT), chunks=chunks)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
@@ -272,8 +278,13 @@ def time_decide(calls: int) -> list[float]:
 def cold(script: str, times: int) -> list[float]:
     samples = []
     for _ in range(times):
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         samples.append(float(out.stdout.strip().splitlines()[-1]))
     return samples
 
@@ -290,8 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HOME"] = home
     os.chdir(home)
     os.environ["TTT_LOAD_PLUGINS"] = "0"
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-                 "OPENROUTER_API_KEY", "OPENAI_BASE_URL"):
+    for name in (
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "OPENROUTER_API_KEY",
+        "OPENAI_BASE_URL",
+    ):
         os.environ.pop(name, None)
     os.environ["OLLAMA_HOST"] = "http://127.0.0.1:9"
 
@@ -305,15 +322,21 @@ def main(argv: list[str] | None = None) -> int:
         close_backend, backend_only = layer_client(url, "backend")
         close_router, router_only = layer_client(url, "router")
         decide_samples = time_decide(args.runs * 5)
-        results = measure([
-            ("raw httpx2, sync (`Client.stream` + `iter_lines`)", raw_sync),
-            ("raw httpx2, async (one loop, `aiter_lines`)", raw_async),
-            ("`OpenAIBackend.astream` on one loop (no router, no thread hop)", backend_only),
-            ("`router.decide` + `router.stream` on one loop (no thread hop)", router_only),
-            ('`ttt_magic.stream(..., backend="openai")`', ttt_client(backend="openai", model=MODEL)),
-            (f'`ttt_magic.stream(..., model="{MODEL}")` (router -> cloud -> openai)',
-             ttt_client(model=MODEL)),
-        ], args.runs, args.warmup)
+        results = measure(
+            [
+                ("raw httpx2, sync (`Client.stream` + `iter_lines`)", raw_sync),
+                ("raw httpx2, async (one loop, `aiter_lines`)", raw_async),
+                ("`OpenAIBackend.astream` on one loop (no router, no thread hop)", backend_only),
+                ("`router.decide` + `router.stream` on one loop (no thread hop)", router_only),
+                ('`ttt_magic.stream(..., backend="openai")`', ttt_client(backend="openai", model=MODEL)),
+                (
+                    f'`ttt_magic.stream(..., model="{MODEL}")` (router -> cloud -> openai)',
+                    ttt_client(model=MODEL),
+                ),
+            ],
+            args.runs,
+            args.warmup,
+        )
         client.close()
         for close in (close_async, close_backend, close_router):
             close()
@@ -346,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
     router_cost = (cpu(router_row) - cpu(backend_row)) * 1e6
     hop_cost = (cpu(named) - cpu(router_row)) * 1e6
-    header = ("| Client | First chunk (median) | First chunk (min) | Whole stream (median) "
-              "| CPU per chunk (median) | CPU vs raw sync |")
+    header = (
+        "| Client | First chunk (median) | First chunk (min) | Whole stream (median) "
+        "| CPU per chunk (median) | CPU vs raw sync |"
+    )
     lines = [
         "Fake OpenAI server (tests/fakes/openai_fake.py) in a child process on 127.0.0.1; an answer of "
         f"{args.chunks} SSE chunks; {args.runs} rounds, each client streaming once per round "

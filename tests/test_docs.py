@@ -16,8 +16,12 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 @pytest.fixture(autouse=True)
 def providers_on_a_dead_port(monkeypatch):
     """Any provider call a block makes fails fast on loopback instead of leaving the machine."""
-    for var, url in (("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"), ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
-                     ("GEMINI_BASE_URL", "http://127.0.0.1:9"), ("OPENROUTER_BASE_URL", "http://127.0.0.1:9")):
+    for var, url in (
+        ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+        ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+        ("OPENROUTER_BASE_URL", "http://127.0.0.1:9"),
+    ):
         monkeypatch.setenv(var, url)
 
 
@@ -31,8 +35,12 @@ def test_block_runs(index, tmp_path, capsys):
     if "def test_" in code:  # a pytest example: run it with pytest
         path = tmp_path / "test_example.py"
         path.write_text(code)
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
-                                capture_output=True, text=True, cwd=tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "3 passed" in result.stdout
         return

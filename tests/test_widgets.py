@@ -260,8 +260,10 @@ def test_configure_from_another_thread_is_applied_on_the_loop_thread(clean_widge
 
     async def scenario() -> None:
         panel = make_panel(clean_widget_state)  # built on the "kernel" loop: it remembers it
-        panel.stream.observe(lambda ch: seen.append(("stream", threading.current_thread()
-                                                     is threading.main_thread())), names="value")
+        panel.stream.observe(
+            lambda ch: seen.append(("stream", threading.current_thread() is threading.main_thread())),
+            names="value",
+        )
         worker = threading.Thread(target=config.configure, kwargs={"stream": False})
         worker.start()
         worker.join()
@@ -284,8 +286,9 @@ def test_models_are_fetched_without_blocking_the_loop(clean_widget_state):
 
     async def scenario() -> None:
         panel = make_panel(clean_widget_state)
-        panel.model.observe(lambda _ch: updates.append(threading.current_thread()
-                                                       is threading.main_thread()), names="options")
+        panel.model.observe(
+            lambda _ch: updates.append(threading.current_thread() is threading.main_thread()), names="options"
+        )
         panel.backend.value = "slowlist"
         task = panel.pending
         assert task is not None and not task.done()
@@ -409,8 +412,9 @@ def test_ask_box_redraws_are_throttled(monkeypatch):
         draws: list[int] = []
         prompt = " ".join(f"word{i}" for i in range(400))
         task = ctl.ask(prompt)
-        ctl.transcript.children[0].children[1].observe(lambda ch: draws.append(len(ch["new"])),
-                                                        names="outputs")
+        ctl.transcript.children[0].children[1].observe(
+            lambda ch: draws.append(len(ch["new"])), names="outputs"
+        )
         await task
         return ctl, draws
 
@@ -487,8 +491,11 @@ def test_ask_box_can_carry_the_settings_panel(clean_widget_state):
 
 def test_request_defaults_use_configure_once_they_are_config_keys(clean_widget_state, monkeypatch):
     """When config.SCHEMA gains temperature/max_tokens/system, the panel binds them like the rest."""
-    monkeypatch.setitem(config.SCHEMA, "temperature", config.Setting(
-        "temperature", lambda v: float(v), None, "sampling temperature"))
+    monkeypatch.setitem(
+        config.SCHEMA,
+        "temperature",
+        config.Setting("temperature", lambda v: float(v), None, "sampling temperature"),
+    )
     config.reset()
     panel = make_panel(clean_widget_state)
     panel.use_temperature.value = True

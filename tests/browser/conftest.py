@@ -24,8 +24,13 @@ from lab_server import REPO, LabServer, start_lab
 
 CHROMIUM = os.environ.get("TTT_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -134,4 +139,3 @@ def notebook_name(request: pytest.FixtureRequest) -> str:
 def nb_name(request: pytest.FixtureRequest) -> str:
     """A notebook file name unique to the test."""
     return notebook_name(request)
-

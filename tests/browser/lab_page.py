@@ -86,8 +86,9 @@ class Notebook:
         deadline = time.monotonic() + timeout
         while not self.is_done(index):
             if time.monotonic() > deadline:
-                raise AssertionError(f"cell {index} did not finish in {timeout:.0f} s "
-                                     f"(prompt {self.prompt(index)!r})")
+                raise AssertionError(
+                    f"cell {index} did not finish in {timeout:.0f} s (prompt {self.prompt(index)!r})"
+                )
             time.sleep(0.05)
 
     def run_and_wait(self, index: int, *, timeout: float = 60.0) -> str:

@@ -25,8 +25,18 @@ REPO = Path(__file__).resolve().parents[2]
 KERNEL_NAME = "ttt-test"
 
 #: Variables that must not leak from the developer's shell into the kernel.
-_SCRUB_PREFIXES = ("TTT_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_API", "OPENROUTER_", "OLLAMA_",
-                   "JUPYTER_", "JPY_", "IPYTHONDIR")
+_SCRUB_PREFIXES = (
+    "TTT_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "GEMINI_",
+    "GOOGLE_API",
+    "OPENROUTER_",
+    "OLLAMA_",
+    "JUPYTER_",
+    "JPY_",
+    "IPYTHONDIR",
+)
 
 
 def free_port() -> int:
@@ -105,8 +115,9 @@ def _clean_env() -> dict[str, str]:
 def start_lab(base: Path, *, kernel_env: dict[str, str] | None = None, timeout: float = 60.0) -> LabServer:
     """Start JupyterLab with all its state under ``base`` and wait until ``/api/status`` answers."""
     base = Path(base)
-    dirs = {name: base / name for name in ("config", "data", "runtime", "settings", "workspaces",
-                                             "root", "home")}
+    dirs = {
+        name: base / name for name in ("config", "data", "runtime", "settings", "workspaces", "root", "home")
+    }
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
 
@@ -120,12 +131,17 @@ def start_lab(base: Path, *, kernel_env: dict[str, str] | None = None, timeout: 
     env_for_kernel.update(kernel_env or {})
     spec_dir = dirs["data"] / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "ttt test",
-        "language": "python",
-        "env": env_for_kernel,
-    }, indent=1))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "ttt test",
+                "language": "python",
+                "env": env_for_kernel,
+            },
+            indent=1,
+        )
+    )
 
     # Silence the "would you like to receive news?" toast.
     notify = dirs["settings"] / "@jupyterlab" / "apputils-extension"
@@ -133,17 +149,21 @@ def start_lab(base: Path, *, kernel_env: dict[str, str] | None = None, timeout: 
     (notify / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
 
     env = _clean_env()
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-        "JUPYTER_DATA_DIR": str(dirs["data"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-        "JUPYTER_PREFER_ENV_PATH": "0",  # our kernelspec, not the venv's python3, wins
-        "IPYTHONDIR": str(dirs["home"] / ".ipython"),
-        "HOME": str(dirs["home"]),
-    })
+    env.update(
+        {
+            "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+            "JUPYTER_DATA_DIR": str(dirs["data"]),
+            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+            "JUPYTER_PREFER_ENV_PATH": "0",  # our kernelspec, not the venv's python3, wins
+            "IPYTHONDIR": str(dirs["home"] / ".ipython"),
+            "HOME": str(dirs["home"]),
+        }
+    )
     port = free_port()
     args = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
@@ -175,8 +195,9 @@ def start_lab(base: Path, *, kernel_env: dict[str, str] | None = None, timeout: 
             pass
         if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"JupyterLab did not answer /api/status in {timeout:.0f} s:\n"
-                               f"{server.log_tail()}")
+            raise RuntimeError(
+                f"JupyterLab did not answer /api/status in {timeout:.0f} s:\n{server.log_tail()}"
+            )
         time.sleep(0.2)
 
 

@@ -35,12 +35,15 @@ def main(out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="ttt-shots-") as tmp:
         lab = start_lab(Path(tmp), kernel_env={"TTT_MOCK_DELAY": "0.06"})
         try:
-            lab.write_notebook("ttt_magic_tour", [
-                "%load_ext ttt_magic",
-                "%ttt_config",
-                f"%%ask\n{PROMPT}",
-                "%ttt_askbox",
-            ])
+            lab.write_notebook(
+                "ttt_magic_tour",
+                [
+                    "%load_ext ttt_magic",
+                    "%ttt_config",
+                    f"%%ask\n{PROMPT}",
+                    "%ttt_askbox",
+                ],
+            )
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1100, "height": 900}, device_scale_factor=1)

@@ -45,10 +45,13 @@ def _wait_for(predicate, what: str, timeout: float = 20.0) -> None:
 
 
 def test_ask_streams_into_the_cell_and_renders_markdown(page, lab_log, nb_name):
-    lab_log.write_notebook(nb_name, [
-        "%load_ext ttt_magic",
-        f"%%ask -b mock\n{EXPLAIN}",
-    ])
+    lab_log.write_notebook(
+        nb_name,
+        [
+            "%load_ext ttt_magic",
+            f"%%ask -b mock\n{EXPLAIN}",
+        ],
+    )
     nb = Notebook(page).open(lab_log.notebook_url(nb_name))
     nb.run_and_wait(0)
     nb.run(1)
@@ -69,13 +72,16 @@ def test_ask_streams_into_the_cell_and_renders_markdown(page, lab_log, nb_name):
 
 
 def test_panel_choice_drives_the_next_ask_and_follows_config(page, lab_log, nb_name):
-    lab_log.write_notebook(nb_name, [
-        "%load_ext ttt_magic",
-        "%ttt_config",
-        f"%%ask\n{EXPLAIN}",
-        "import ttt_magic\nr = ttt_magic.last_response\nprint('ROUTE', r.backend, r.model)",
-        "%ttt_config default_backend=echo",
-    ])
+    lab_log.write_notebook(
+        nb_name,
+        [
+            "%load_ext ttt_magic",
+            "%ttt_config",
+            f"%%ask\n{EXPLAIN}",
+            "import ttt_magic\nr = ttt_magic.last_response\nprint('ROUTE', r.backend, r.model)",
+            "%ttt_config default_backend=echo",
+        ],
+    )
     nb = Notebook(page).open(lab_log.notebook_url(nb_name))
     nb.run_and_wait(0)
     nb.run_and_wait(1)
@@ -107,11 +113,14 @@ def test_panel_choice_drives_the_next_ask_and_follows_config(page, lab_log, nb_n
 
 
 def test_ask_box_streams_without_blocking_and_stop_keeps_partial(page, lab_log, nb_name):
-    lab_log.write_notebook(nb_name, [
-        "%load_ext ttt_magic\nimport os, ttt_magic\nos.environ['TTT_MOCK_DELAY'] = '0.1'\n"
-        "ttt_magic.configure(default_backend='mock')",
-        "%ttt_askbox",
-    ])
+    lab_log.write_notebook(
+        nb_name,
+        [
+            "%load_ext ttt_magic\nimport os, ttt_magic\nos.environ['TTT_MOCK_DELAY'] = '0.1'\n"
+            "ttt_magic.configure(default_backend='mock')",
+            "%ttt_askbox",
+        ],
+    )
     nb = Notebook(page).open(lab_log.notebook_url(nb_name))
     nb.run_and_wait(0)
     nb.run_and_wait(1)

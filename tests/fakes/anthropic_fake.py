@@ -26,8 +26,20 @@ from tests.fakes.server import FakeServer, Recorded, Reply
 __all__ = ["FAULTS", "AnthropicFake"]
 
 FAULTS = (
-    "429", "500", "503", "529", "401", "400",
-    "reset", "stall", "malformed", "truncated", "cut", "large", "drip", "overloaded_event",
+    "429",
+    "500",
+    "503",
+    "529",
+    "401",
+    "400",
+    "reset",
+    "stall",
+    "malformed",
+    "truncated",
+    "cut",
+    "large",
+    "drip",
+    "overloaded_event",
 )
 
 _ERROR_TYPES = {
@@ -91,8 +103,15 @@ class AnthropicFake(FakeServer):
         text = " ".join(parts)
         return len(text.split()), len(self.text_chunks())
 
-    def fault(self, mode: str, *, times: int = 1, after: int = 2, retry_after: float | str | None = 1,
-              stall: float = 30.0) -> None:
+    def fault(
+        self,
+        mode: str,
+        *,
+        times: int = 1,
+        after: int = 2,
+        retry_after: float | str | None = 1,
+        stall: float = 30.0,
+    ) -> None:
         """Make the next ``times`` message requests fail in ``mode`` (one of ``FAULTS``)."""
         if mode not in FAULTS and not mode.isdigit():
             raise ValueError(f"unknown fault {mode!r}; known: {', '.join(FAULTS)}")
@@ -141,45 +160,109 @@ class AnthropicFake(FakeServer):
         texts = self.text_chunks() if chunks is None else chunks
         if body.get("stream"):
             return Reply(
-                200, headers={"request-id": "req_fake_0001", "cache-control": "no-cache"},
+                200,
+                headers={"request-id": "req_fake_0001", "cache-control": "no-cache"},
                 content_type="text/event-stream; charset=utf-8",
-                chunks=self._events(request, texts, **events), chunk_delay=self.chunk_delay,
+                chunks=self._events(request, texts, **events),
+                chunk_delay=self.chunk_delay,
             )
         tokens_in, tokens_out = self.expected_usage(request)
         content: list[dict[str, Any]] = []
         if self.thinking:
             content.append({"type": "thinking", "thinking": self.thinking, "signature": "sig"})
         content.append({"type": "text", "text": "".join(texts)})
-        return Reply(200, headers={"request-id": "req_fake_0001"}, body={
-            "id": "msg_fake_01", "type": "message", "role": "assistant",
-            "model": self.reported_model or body["model"], "content": content,
-            "stop_reason": self.stop_reason, "stop_sequence": None,
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        })
+        return Reply(
+            200,
+            headers={"request-id": "req_fake_0001"},
+            body={
+                "id": "msg_fake_01",
+                "type": "message",
+                "role": "assistant",
+                "model": self.reported_model or body["model"],
+                "content": content,
+                "stop_reason": self.stop_reason,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": tokens_in,
+                    "output_tokens": tokens_out,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                },
+            },
+        )
 
-    def _events(self, request: Recorded, texts: list[str], *, error_after: int | None = None,
-                malformed_after: int | None = None, stop: bool = True) -> list[str]:
+    def _events(
+        self,
+        request: Recorded,
+        texts: list[str],
+        *,
+        error_after: int | None = None,
+        malformed_after: int | None = None,
+        stop: bool = True,
+    ) -> list[str]:
         body = request.json or {}
         tokens_in, tokens_out = self.expected_usage(request)
-        out = [sse("message_start", {"type": "message_start", "message": {
-            "id": "msg_fake_01", "type": "message", "role": "assistant", "content": [],
-            "model": self.reported_model or body.get("model"), "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": tokens_in, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})]
+        out = [
+            sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_fake_01",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": self.reported_model or body.get("model"),
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {
+                            "input_tokens": tokens_in,
+                            "output_tokens": 1,
+                            "cache_creation_input_tokens": 0,
+                            "cache_read_input_tokens": 0,
+                        },
+                    },
+                },
+            )
+        ]
         index = 0
         if self.thinking:
-            out.append(sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                                   "content_block": {"type": "thinking", "thinking": ""}}))
+            out.append(
+                sse(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "thinking", "thinking": ""},
+                    },
+                )
+            )
             thinking = {"type": "thinking_delta", "thinking": self.thinking}
-            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": thinking}))
-            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": {"type": "signature_delta", "signature": "sig"}}))
+            out.append(
+                sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": thinking})
+            )
+            out.append(
+                sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "signature_delta", "signature": "sig"},
+                    },
+                )
+            )
             out.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
             index = 1
-        out.append(sse("content_block_start", {"type": "content_block_start", "index": index,
-                                               "content_block": {"type": "text", "text": ""}}))
+        out.append(
+            sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
         out.append(sse("ping", {"type": "ping"}))
         for n, text in enumerate(texts):
             if error_after is not None and n == error_after:
@@ -187,17 +270,32 @@ class AnthropicFake(FakeServer):
                 return out
             if malformed_after is not None and n == malformed_after:
                 out.append('event: content_block_delta\ndata: {"type": "content_block_delta", "delta\n\n')
-            out.append(sse("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                   "delta": {"type": "text_delta", "text": text}}))
+            out.append(
+                sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "text_delta", "text": text},
+                    },
+                )
+            )
             if self.ping_every and n % self.ping_every == self.ping_every - 1:
                 out.append(sse("ping", {"type": "ping"}))
         if error_after is not None:
             out.append(sse("error", error_body(529)))
             return out
         out.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
-        out.append(sse("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-                                         "usage": {"output_tokens": tokens_out}}))
+        out.append(
+            sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": tokens_out},
+                },
+            )
+        )
         if stop:
             out.append(sse("message_stop", {"type": "message_stop"}))
         return out
@@ -221,9 +319,15 @@ class AnthropicFake(FakeServer):
         if mode == "malformed":
             return self._answer_for(request, malformed_after=after)
         if mode == "truncated":
-            return self._answer_for(request, stop=False) if streaming else Reply(
-                200, body='{"id": "msg_fake_01", "type": "message", "content": [{"type": "te',
-                content_type="application/json")
+            return (
+                self._answer_for(request, stop=False)
+                if streaming
+                else Reply(
+                    200,
+                    body='{"id": "msg_fake_01", "type": "message", "content": [{"type": "te',
+                    content_type="application/json",
+                )
+            )
         if mode == "large":
             return self._answer_for(request, chunks=pieces(large_text()))
         reply = self._answer_for(request)
@@ -245,25 +349,35 @@ class AnthropicFake(FakeServer):
         denied = self._auth(request)
         if denied is not None:
             return denied
-        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"}
-                for m in self.MODELS]
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"}
+            for m in self.MODELS
+        ]
         if self.model_pages > 1 and not request.query.get("after_id"):
-            return Reply(200, body={"data": data[:1], "has_more": True, "first_id": data[0]["id"],
-                                    "last_id": data[0]["id"]})
+            return Reply(
+                200,
+                body={
+                    "data": data[:1],
+                    "has_more": True,
+                    "first_id": data[0]["id"],
+                    "last_id": data[0]["id"],
+                },
+            )
         if request.query.get("after_id"):
             data = data[1:]
-        return Reply(200, body={"data": data, "has_more": False, "first_id": data[0]["id"],
-                                "last_id": data[-1]["id"]})
+        return Reply(
+            200, body={"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+        )
 
 
 def halves(raw: str) -> list[str]:
     """A body in two chunks, so a fault can strike between them."""
-    return [raw[: len(raw) // 2], raw[len(raw) // 2:]]
+    return [raw[: len(raw) // 2], raw[len(raw) // 2 :]]
 
 
 def pieces(text: str, size: int = 1000) -> list[str]:
     """``text`` in chunks of ``size`` characters (a large answer in a realistic number of events)."""
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def large_text(n: int = 20000) -> str:

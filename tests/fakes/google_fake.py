@@ -26,8 +26,22 @@ from tests.fakes.server import FakeServer, Recorded, Reply
 __all__ = ["FAULTS", "GeminiFake"]
 
 FAULTS = (
-    "429", "500", "503", "529", "400", "403", "bad_key",
-    "reset", "stall", "malformed", "truncated", "cut", "large", "drip", "safety", "blocked_prompt",
+    "429",
+    "500",
+    "503",
+    "529",
+    "400",
+    "403",
+    "bad_key",
+    "reset",
+    "stall",
+    "malformed",
+    "truncated",
+    "cut",
+    "large",
+    "drip",
+    "safety",
+    "blocked_prompt",
     "error_chunk",
 )
 
@@ -90,8 +104,15 @@ class GeminiFake(FakeServer):
         texts += [p.get("text", "") for p in (body.get("systemInstruction") or {}).get("parts", [])]
         return len(" ".join(texts).split()), len(self.text_chunks())
 
-    def fault(self, mode: str, *, times: int = 1, after: int = 2, retry_after: float | str | None = 1,
-              stall: float = 30.0) -> None:
+    def fault(
+        self,
+        mode: str,
+        *,
+        times: int = 1,
+        after: int = 2,
+        retry_after: float | str | None = 1,
+        stall: float = 30.0,
+    ) -> None:
         """Make the next ``times`` generation requests fail in ``mode`` (one of ``FAULTS``)."""
         if mode not in FAULTS and not mode.isdigit():
             raise ValueError(f"unknown fault {mode!r}; known: {', '.join(FAULTS)}")
@@ -129,8 +150,16 @@ class GeminiFake(FakeServer):
             return Reply(400, body=error_body(400, "API key not valid. Please pass a valid API key."))
         return None
 
-    def _chunk(self, request: Recorded, texts: list[str], *, finish: str | None, last: bool,
-               thought: str | None = None, ratings: bool = False) -> dict[str, Any]:
+    def _chunk(
+        self,
+        request: Recorded,
+        texts: list[str],
+        *,
+        finish: str | None,
+        last: bool,
+        thought: str | None = None,
+        ratings: bool = False,
+    ) -> dict[str, Any]:
         tokens_in, tokens_out = self.expected_usage(request)
         parts: list[dict[str, Any]] = []
         if thought:
@@ -143,15 +172,21 @@ class GeminiFake(FakeServer):
             candidate["safetyRatings"] = SAFETY_RATINGS
         usage: dict[str, Any] = {"promptTokenCount": tokens_in, "totalTokenCount": tokens_in}
         if last:
-            usage.update(candidatesTokenCount=tokens_out,
-                         totalTokenCount=tokens_in + tokens_out + self.thoughts_tokens)
+            usage.update(
+                candidatesTokenCount=tokens_out, totalTokenCount=tokens_in + tokens_out + self.thoughts_tokens
+            )
             if self.thoughts_tokens:
                 usage["thoughtsTokenCount"] = self.thoughts_tokens
-        return {"candidates": [candidate], "usageMetadata": usage,
-                "modelVersion": request.params.get("model", "gemini"), "responseId": "fake-response-1"}
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": request.params.get("model", "gemini"),
+            "responseId": "fake-response-1",
+        }
 
-    def _chunks(self, request: Recorded, texts: list[str], *, finish: str | None = None,
-                stop_after: int | None = None) -> list[dict[str, Any]]:
+    def _chunks(
+        self, request: Recorded, texts: list[str], *, finish: str | None = None, stop_after: int | None = None
+    ) -> list[dict[str, Any]]:
         """One chunk per text piece, the finish reason and full usage on the last.
 
         With ``stop_after``: only that many pieces, then a chunk carrying just
@@ -159,11 +194,18 @@ class GeminiFake(FakeServer):
         """
         finish = self.finish_reason if finish is None else finish
         pieces = texts if stop_after is None else texts[:stop_after]
-        out = [self._chunk(request, [t], finish=None, last=False, thought=self.thought if n == 0 else None)
-               for n, t in enumerate(pieces)]
+        out = [
+            self._chunk(request, [t], finish=None, last=False, thought=self.thought if n == 0 else None)
+            for n, t in enumerate(pieces)
+        ]
         if stop_after is None and out:
-            out[-1] = self._chunk(request, [pieces[-1]], finish=finish, last=True,
-                                  thought=self.thought if len(pieces) == 1 else None)
+            out[-1] = self._chunk(
+                request,
+                [pieces[-1]],
+                finish=finish,
+                last=True,
+                thought=self.thought if len(pieces) == 1 else None,
+            )
         elif finish:
             out.append(self._chunk(request, [], finish=finish, last=True, ratings=finish == "SAFETY"))
         return out
@@ -174,12 +216,20 @@ class GeminiFake(FakeServer):
     def _stream_reply(self, request: Recorded, chunks: list[Any], **options: Any) -> Reply:
         if request.query.get("alt") == "sse":
             lines = [c if isinstance(c, str) else sse(c) for c in chunks]
-            return Reply(200, content_type="text/event-stream", chunks=lines,
-                         chunk_delay=self.chunk_delay, **options)
-        parts = [("[" if i == 0 else ",\r\n") + (c if isinstance(c, str) else json.dumps(c))
-                 for i, c in enumerate(chunks)] + ["]"]
-        return Reply(200, content_type="application/json; charset=UTF-8", chunks=parts,
-                     chunk_delay=self.chunk_delay, **options)
+            return Reply(
+                200, content_type="text/event-stream", chunks=lines, chunk_delay=self.chunk_delay, **options
+            )
+        parts = [
+            ("[" if i == 0 else ",\r\n") + (c if isinstance(c, str) else json.dumps(c))
+            for i, c in enumerate(chunks)
+        ] + ["]"]
+        return Reply(
+            200,
+            content_type="application/json; charset=UTF-8",
+            chunks=parts,
+            chunk_delay=self.chunk_delay,
+            **options,
+        )
 
     def _on_generate(self, request: Recorded) -> Reply:
         denied = self._auth(request)
@@ -188,8 +238,14 @@ class GeminiFake(FakeServer):
         return Reply(200, body=self._whole(request, self.text_chunks(), self.finish_reason))
 
     def _whole(self, request: Recorded, texts: list[str], finish: str) -> dict[str, Any]:
-        return self._chunk(request, ["".join(texts)], finish=finish, last=True, thought=self.thought,
-                           ratings=finish == "SAFETY")
+        return self._chunk(
+            request,
+            ["".join(texts)],
+            finish=finish,
+            last=True,
+            thought=self.thought,
+            ratings=finish == "SAFETY",
+        )
 
     def _faulty(self, mode: str, request: Recorded, *, after: int, retry_after: Any, stall: float) -> Reply:
         if mode.isdigit():
@@ -205,9 +261,12 @@ class GeminiFake(FakeServer):
         texts = self.text_chunks()
         if mode == "blocked_prompt":
             tokens_in, _ = self.expected_usage(request)
-            blocked = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": SAFETY_RATINGS},
-                       "usageMetadata": {"promptTokenCount": tokens_in, "totalTokenCount": tokens_in},
-                       "modelVersion": request.params.get("model"), "responseId": "fake-response-1"}
+            blocked = {
+                "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": SAFETY_RATINGS},
+                "usageMetadata": {"promptTokenCount": tokens_in, "totalTokenCount": tokens_in},
+                "modelVersion": request.params.get("model"),
+                "responseId": "fake-response-1",
+            }
             return self._stream_reply(request, [blocked]) if streaming else Reply(200, body=blocked)
         if mode == "safety":
             if not streaming:
@@ -251,11 +310,17 @@ class GeminiFake(FakeServer):
         denied = self._auth(request)
         if denied is not None:
             return denied
-        entries = [{
-            "name": f"models/{m}", "version": "001", "displayName": m,
-            "supportedGenerationMethods": ["embedContent"] if "embedding" in m else ["generateContent",
-                                                                                    "countTokens"],
-        } for m in self.MODELS]
+        entries = [
+            {
+                "name": f"models/{m}",
+                "version": "001",
+                "displayName": m,
+                "supportedGenerationMethods": ["embedContent"]
+                if "embedding" in m
+                else ["generateContent", "countTokens"],
+            }
+            for m in self.MODELS
+        ]
         if self.model_pages > 1 and not request.query.get("pageToken"):
             return Reply(200, body={"models": entries[:1], "nextPageToken": "page2"})
         if request.query.get("pageToken"):

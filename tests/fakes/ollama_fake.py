@@ -57,20 +57,38 @@ class OllamaFake(FakeServer):
         return model in names
 
     def _tags(self, request: Recorded) -> Reply:
-        return Reply(body={"models": [
-            {"name": n, "model": n, "modified_at": "2025-01-01T12:00:00.000000+00:00", "size": 2019393189,
-             "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-             "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
-                         "parameter_size": "3.2B", "quantization_level": "Q4_K_M"}}
-            for n in self.installed
-        ]})
+        return Reply(
+            body={
+                "models": [
+                    {
+                        "name": n,
+                        "model": n,
+                        "modified_at": "2025-01-01T12:00:00.000000+00:00",
+                        "size": 2019393189,
+                        "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                        "details": {
+                            "parent_model": "",
+                            "format": "gguf",
+                            "family": "llama",
+                            "families": ["llama"],
+                            "parameter_size": "3.2B",
+                            "quantization_level": "Q4_K_M",
+                        },
+                    }
+                    for n in self.installed
+                ]
+            }
+        )
 
     def _chat(self, request: Recorded) -> Reply:
         fault = self._faults.pop(0) if self._faults else {}
         kind = fault.get("kind")
         if kind == "status":
-            return Reply(fault.get("status", 500), headers=fault.get("headers"),
-                         body=fault.get("body", {"error": "an internal error occurred"}))
+            return Reply(
+                fault.get("status", 500),
+                headers=fault.get("headers"),
+                body=fault.get("body", {"error": "an internal error occurred"}),
+            )
         body = request.json or {}
         model = body.get("model")
         if not self._known(model):
@@ -80,17 +98,34 @@ class OllamaFake(FakeServer):
             size = int(fault.get("size", 1_000_000))
             piece = "lorem ipsum dolor sit amet " * 40
             answer = [piece[: min(len(piece), size - i)] for i in range(0, size, len(piece))]
-        final = {"model": model, "created_at": CREATED,
-                 "message": {"role": "assistant", "content": ""}, "done": True,
-                 "done_reason": self.done_reason, "total_duration": 4883583458, "load_duration": 1334875,
-                 "prompt_eval_count": self.usage["prompt_eval_count"], "prompt_eval_duration": 342546000,
-                 "eval_count": self.usage["eval_count"], "eval_duration": 4535599000}
+        final = {
+            "model": model,
+            "created_at": CREATED,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": self.done_reason,
+            "total_duration": 4883583458,
+            "load_duration": 1334875,
+            "prompt_eval_count": self.usage["prompt_eval_count"],
+            "prompt_eval_duration": 342546000,
+            "eval_count": self.usage["eval_count"],
+            "eval_duration": 4535599000,
+        }
         if body.get("stream") is False:
             final["message"]["content"] = "".join(answer)
             return Reply(body=final)
-        lines = [json.dumps({"model": model, "created_at": CREATED,
-                             "message": {"role": "assistant", "content": piece}, "done": False}) + "\n"
-                 for piece in answer]
+        lines = [
+            json.dumps(
+                {
+                    "model": model,
+                    "created_at": CREATED,
+                    "message": {"role": "assistant", "content": piece},
+                    "done": False,
+                }
+            )
+            + "\n"
+            for piece in answer
+        ]
         after = int(fault.get("after", 2))
         if kind == "malformed":
             lines.insert(after, '{"model": "x", "message": {"content": \n')
@@ -99,8 +134,12 @@ class OllamaFake(FakeServer):
             lines.insert(after, json.dumps(failure) + "\n")
         if kind != "truncated":
             lines.append(json.dumps(final) + "\n")
-        reply = Reply(chunks=lines, content_type="application/x-ndjson", drip=kind == "drip",
-                      chunk_delay=float(fault.get("delay", 0)))
+        reply = Reply(
+            chunks=lines,
+            content_type="application/x-ndjson",
+            drip=kind == "drip",
+            chunk_delay=float(fault.get("delay", 0)),
+        )
         if kind == "reset":
             reply.reset_after = after
         elif kind == "close":

@@ -24,8 +24,18 @@ from .server import FakeServer, Recorded, Reply
 __all__ = ["OpenAIFake"]
 
 FAULTS = (
-    "status", "context", "reset", "close", "stall", "malformed", "truncated",
-    "error_data", "error_event", "drip", "large", "echo_key",
+    "status",
+    "context",
+    "reset",
+    "close",
+    "stall",
+    "malformed",
+    "truncated",
+    "error_data",
+    "error_event",
+    "drip",
+    "large",
+    "echo_key",
 )
 
 
@@ -41,8 +51,13 @@ def error_body(message: str, etype: str, code: str | None = None, param: str | N
 class OpenAIFake(FakeServer):
     """See the module docstring."""
 
-    def __init__(self, *, prefix: str = "/v1", api_key: str | None = None,
-                 models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4.1-nano", "o3-mini")) -> None:
+    def __init__(
+        self,
+        *,
+        prefix: str = "/v1",
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4.1-nano", "o3-mini"),
+    ) -> None:
         super().__init__()
         self.prefix = prefix
         self.api_key = api_key
@@ -89,45 +104,69 @@ class OpenAIFake(FakeServer):
             return None
         shown = got.removeprefix("Bearer ")
         masked = f"{shown[:3]}*****{shown[-4:]}" if len(shown) > 8 else "(none)"
-        return Reply(401, body=error_body(
-            f"Incorrect API key provided: {masked}. You can find your API key at "
-            "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key",
-        ))
+        return Reply(
+            401,
+            body=error_body(
+                f"Incorrect API key provided: {masked}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+        )
 
     def _models(self, request: Recorded) -> Reply:
         denied = self._check_auth(request)
         if denied:
             return denied
-        return Reply(body={"object": "list", "data": [
-            {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"} for m in self.models
-        ]})
+        return Reply(
+            body={
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
+                    for m in self.models
+                ],
+            }
+        )
 
     def _chat(self, request: Recorded) -> Reply:
         fault = self._faults.pop(0) if self._faults else {}
         kind = fault.get("kind")
         if kind == "echo_key":
             key = request.headers.get("authorization", "").removeprefix("Bearer ")
-            return Reply(401, body=error_body(f"Invalid key {key}", "invalid_request_error",
-                                              "invalid_api_key"))
+            return Reply(
+                401, body=error_body(f"Invalid key {key}", "invalid_request_error", "invalid_api_key")
+            )
         denied = self._check_auth(request)
         if denied:
             return denied
         body = request.json or {}
         model = body.get("model")
         if kind == "status":
-            return Reply(fault.get("status", 500), headers=fault.get("headers"),
-                         body=fault.get("body", error_body("The server had an error.", "server_error")))
+            return Reply(
+                fault.get("status", 500),
+                headers=fault.get("headers"),
+                body=fault.get("body", error_body("The server had an error.", "server_error")),
+            )
         if kind == "context":
-            return Reply(400, body=error_body(
-                "This model's maximum context length is 128000 tokens. However, your messages resulted "
-                "in 130512 tokens. Please reduce the length of the messages.",
-                "invalid_request_error", "context_length_exceeded", "messages",
-            ))
+            return Reply(
+                400,
+                body=error_body(
+                    "This model's maximum context length is 128000 tokens. However, your messages resulted "
+                    "in 130512 tokens. Please reduce the length of the messages.",
+                    "invalid_request_error",
+                    "context_length_exceeded",
+                    "messages",
+                ),
+            )
         if self.models and model not in self.models:
-            return Reply(404, body=error_body(
-                f"The model `{model}` does not exist or you do not have access to it.",
-                "invalid_request_error", "model_not_found",
-            ))
+            return Reply(
+                404,
+                body=error_body(
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+            )
         answer = list(self.answer)
         if kind == "large":
             size = int(fault.get("size", 1_000_000))
@@ -137,18 +176,34 @@ class OpenAIFake(FakeServer):
         cid = "chatcmpl-fake123"
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
-            return Reply(body={
-                "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(answer),
-                                                     "refusal": None},
-                             "logprobs": None, "finish_reason": self.finish_reason}],
-                "usage": self._usage(), "system_fingerprint": "fp_fake",
-            })
+            return Reply(
+                body={
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(answer), "refusal": None},
+                            "logprobs": None,
+                            "finish_reason": self.finish_reason,
+                        }
+                    ],
+                    "usage": self._usage(),
+                    "system_fingerprint": "fp_fake",
+                }
+            )
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "system_fingerprint": "fp_fake",
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            data = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
             if include_usage:
                 data["usage"] = None
             return data
@@ -159,8 +214,10 @@ class OpenAIFake(FakeServer):
         if kind == "malformed":
             events.insert(after, 'data: {"id": "chatcmpl-fake123", "choices": [{"delta": \n\n')
         elif kind == "error_data":
-            events.insert(after, _sse(error_body("The server had an error while processing your request.",
-                                                 "server_error")))
+            events.insert(
+                after,
+                _sse(error_body("The server had an error while processing your request.", "server_error")),
+            )
         elif kind == "error_event":
             events.insert(after, _sse(error_body("Content blocked.", "invalid_request_error"), event="error"))
         if kind != "truncated":
@@ -168,8 +225,12 @@ class OpenAIFake(FakeServer):
             if include_usage and self.usage_style != "none":
                 events.append(_sse(self._usage_chunk(cid, created, model)))
             events.append(_sse("[DONE]"))
-        reply = Reply(chunks=events, content_type="text/event-stream; charset=utf-8",
-                      drip=kind == "drip", chunk_delay=float(fault.get("delay", 0)))
+        reply = Reply(
+            chunks=events,
+            content_type="text/event-stream; charset=utf-8",
+            drip=kind == "drip",
+            chunk_delay=float(fault.get("delay", 0)),
+        )
         if kind == "reset":
             reply.reset_after = after
         elif kind == "close":
@@ -180,15 +241,28 @@ class OpenAIFake(FakeServer):
 
     def _usage(self) -> dict[str, Any]:
         pin, pout = self.usage["prompt_tokens"], self.usage["completion_tokens"]
-        return {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                              "accepted_prediction_tokens": 0,
-                                              "rejected_prediction_tokens": 0}}
+        return {
+            "prompt_tokens": pin,
+            "completion_tokens": pout,
+            "total_tokens": pin + pout,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
 
     def _usage_chunk(self, cid: str, created: int, model: str | None) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                                "model": model, "system_fingerprint": "fp_fake", "usage": self._usage()}
+        data: dict[str, Any] = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "usage": self._usage(),
+        }
         style = self.usage_style
         if style == "empty":
             data["choices"] = []

@@ -68,10 +68,20 @@ __all__ = ["FakeServer", "Recorded", "Reply"]
 Handler = Callable[["Recorded"], "Reply"]
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    408: "Request Timeout", 413: "Payload Too Large", 422: "Unprocessable Entity",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout", 529: "Site Overloaded",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    529: "Site Overloaded",
 }
 
 
@@ -115,7 +125,7 @@ class Reply:
 def _compile(pattern: str) -> re.Pattern[str]:
     out, pos = [], 0
     for m in re.finditer(r"\{(\w+)(:path)?\}", pattern):
-        out.append(re.escape(pattern[pos:m.start()]))
+        out.append(re.escape(pattern[pos : m.start()]))
         out.append(f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})")
         pos = m.end()
     out.append(re.escape(pattern[pos:]))
@@ -186,9 +196,7 @@ class FakeServer:
             asyncio.set_event_loop(loop)
             try:
                 self._stopping = asyncio.Event()
-                self._server = loop.run_until_complete(
-                    asyncio.start_server(self._connection, "127.0.0.1", 0)
-                )
+                self._server = loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", 0))
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as exc:  # pragma: no cover - start-up failure is reported below
                 failure.append(exc)
@@ -295,8 +303,9 @@ class FakeServer:
             self.requests.append(recorded)
         return recorded
 
-    async def _answer(self, request: Recorded, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> bool:
+    async def _answer(
+        self, request: Recorded, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         handler, params = self._find(request.method, request.path)
         request.params = params
         if handler is None:
@@ -371,7 +380,7 @@ class FakeServer:
                 data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
                 if not data:
                     continue
-                pieces = [data[i:i + 1] for i in range(len(data))] if reply.drip else [data]
+                pieces = [data[i : i + 1] for i in range(len(data))] if reply.drip else [data]
                 for piece in pieces:
                     await send(b"%x\r\n%s\r\n" % (len(piece), piece))
                     if reply.drip:

@@ -183,8 +183,10 @@ release models, so nbval is told not to compare this listing.)
 You can add models and aliases of your own. Here two models served by the `mock` backend
 (provider `mock`), and an alias for one of them:
 """),
-    code("%ttt_config models=[{name: mock-1, provider: mock, aliases: [tiny]}, "
-         "{name: mock-fast, provider: mock}]"),
+    code(
+        "%ttt_config models=[{name: mock-1, provider: mock, aliases: [tiny]}, "
+        "{name: mock-fast, provider: mock}]"
+    ),
     code("%ttt_config model_aliases={quick: mock-fast}"),
     md("""
 ## Why this backend? `--explain`
@@ -334,7 +336,7 @@ Plugins are Python files with a `register_plugin(registry)` function, loaded wit
 `ttt_magic.load_plugin(path)` or discovered automatically in `~/.config/ttt/plugins/`,
 `~/.ai/plugins/`, `./ai_plugins/` and the `ttt_magic.plugins` entry point group.
 """),
-    code(f'''
+    code(f"""
 import pathlib, tempfile
 import ttt_magic
 
@@ -343,7 +345,7 @@ plugin_path.write_text({PLUGIN_FILE!r})
 
 record = ttt_magic.load_plugin(plugin_path)
 print(record.status, record.backends)
-'''),
+"""),
     code("""
 %%ask -b reverse
 first second third
@@ -361,13 +363,13 @@ skips comparing it.
 A plugin that fails to load does not break anything else: its error is shown by `%ttt_status`
 and by `load_plugin`'s record.
 """),
-    code('''
+    code("""
 broken_path = plugin_path.with_name("broken_backend.py")
 broken_path.write_text("def register_plugin(registry):\\n"
                        "    raise RuntimeError('no config for this plugin')\\n")
 broken = ttt_magic.load_plugin(broken_path)
 print(broken.status, "-", broken.error.split(" (")[0])
-'''),
+"""),
 ]
 
 DATA = [
@@ -452,8 +454,9 @@ def build(name: str, cells: list[dict]) -> Path:
     os.environ.clear()
     os.environ.update(env)  # the kernel inherits this environment
     try:
-        client = NotebookClient(nb, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
         client.execute()
     finally:
         os.environ.clear()

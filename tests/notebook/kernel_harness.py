@@ -16,16 +16,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_DROP = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY",
-         "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL", "OPENROUTER_BASE_URL",
-         "OLLAMA_BASE_URL", "OLLAMA_HOST")
+_DROP = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_BASE_URL",
+    "OPENROUTER_BASE_URL",
+    "OLLAMA_BASE_URL",
+    "OLLAMA_HOST",
+)
 
 
 def isolated_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment for a child process: no keys, no TTT_* from the developer, fresh HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TTT_") and k not in _DROP}
-    env.update(HOME=str(home), OLLAMA_HOST="http://127.0.0.1:9", TTT_MOCK_DELAY="0",
-               PYTHONDONTWRITEBYTECODE="1", JUPYTER_PLATFORM_DIRS="1")
+    env.update(
+        HOME=str(home),
+        OLLAMA_HOST="http://127.0.0.1:9",
+        TTT_MOCK_DELAY="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        JUPYTER_PLATFORM_DIRS="1",
+    )
     env.update(extra)
     return env
 
@@ -46,8 +61,9 @@ class Execution:
 
     @property
     def stdout(self) -> str:
-        return "".join(m["content"]["text"] for m in self.of_type("stream")
-                       if m["content"]["name"] == "stdout")
+        return "".join(
+            m["content"]["text"] for m in self.of_type("stream") if m["content"]["name"] == "stdout"
+        )
 
     @property
     def errors(self) -> list[dict[str, Any]]:
@@ -73,8 +89,7 @@ class Kernel:
 
         self.km = KernelManager()
         self.km.kernel_cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        self.km.start_kernel(cwd=str(cwd), env=env,
-                             extra_arguments=["--IPKernelApp.iopub_data_rate_limit=0"])
+        self.km.start_kernel(cwd=str(cwd), env=env, extra_arguments=["--IPKernelApp.iopub_data_rate_limit=0"])
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)

@@ -67,7 +67,7 @@ def test_fields_that_resolve_are_filled(text: str, expected: str) -> None:
         "}{",
         "{}",
         "{ name }",
-        "{cfg[\"a'b\"]}",
+        '{cfg["a\'b"]}',
         "{n[0]}",
     ],
 )
@@ -103,8 +103,13 @@ def test_no_eval_ever() -> None:
 
 
 def test_parse_field_grammar() -> None:
-    assert parse_field("a.b[0]['c'][d]") == [("name", "a"), ("attr", "b"), ("item", 0),
-                                            ("item", "c"), ("item", "d")]
+    assert parse_field("a.b[0]['c'][d]") == [
+        ("name", "a"),
+        ("attr", "b"),
+        ("item", 0),
+        ("item", "c"),
+        ("item", "d"),
+    ]
     for bad in ["", "1a", "a.", "a[", "a[]", "a.b c", "a[0", "a()", "a.__dict__", "a[1.5]"]:
         assert parse_field(bad) is None, bad
 

@@ -163,8 +163,10 @@ def test_interrupt_mid_stream_keeps_partial_text_and_next_ask_works(kernel):
         assert final["text/plain"].endswith("[interrupted]")
         partial = final["text/plain"][: -len("\n[interrupted]")]
         assert partial and partial.startswith("## ")
-        check = kernel.ok("import ttt_magic; r = ttt_magic.last_response\n"
-                          "print(r.metadata.get('interrupted'), len(r.text) > 0)")
+        check = kernel.ok(
+            "import ttt_magic; r = ttt_magic.last_response\n"
+            "print(r.metadata.get('interrupted'), len(r.text) > 0)"
+        )
         assert check.stdout.strip() == "True True"
     finally:
         kernel.ok("os.environ['TTT_MOCK_DELAY'] = '0'")

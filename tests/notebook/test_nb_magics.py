@@ -59,7 +59,8 @@ def test_options_parse_to_values(shell):
 
 def test_protect_questions_rewrites_only_ask_questions():
     assert protect_questions(["%ask what is a tuple?\n"]) == [
-        "get_ipython().run_line_magic('ask', 'what is a tuple?')\n"]
+        "get_ipython().run_line_magic('ask', 'what is a tuple?')\n"
+    ]
     untouched = ["%ask?\n", "tuple?\n", "%%ask -m fast\n", "x = 1\n", "%ask hello\n"]
     assert protect_questions(untouched) == untouched
 
@@ -129,11 +130,14 @@ def test_errors_in_terminal_are_one_plain_message(shell, capsys):
     assert ttt_magic.last_response.failed
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("%ask -b echo", "Nothing to ask"),
-    ("%ask -o 1x -b echo hi", "-o needs a variable name"),
-    ("%ask -t 5 -b echo hi", "temperature must be between 0 and 2"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%ask -b echo", "Nothing to ask"),
+        ("%ask -o 1x -b echo hi", "-o needs a variable name"),
+        ("%ask -t 5 -b echo hi", "temperature must be between 0 and 2"),
+    ],
+)
 def test_bad_input_is_reported_not_raised(shell, capsys, line, expected):
     result = shell.run_cell(line)
     assert result.success
@@ -237,22 +241,50 @@ def test_loading_imports_nothing_heavy(tmp_path):
         "ip.run_line_magic('load_ext', 'ttt_magic')\n"
         "print(sorted(set(sys.modules) - before))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=tmp_path, env=isolated_env(tmp_path)).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=isolated_env(tmp_path),
+    ).stdout
     loaded = json.loads(out.strip().replace("'", '"'))
-    heavy = [m for m in loaded if m.split(".")[0] in ("yaml", "httpx", "httpx2", "httpcore", "ipywidgets",
-                                                      "anyio", "asyncio", "pandas")
-             or m.startswith(("ttt_magic.api", "ttt_magic.backends", "ttt_magic.config", "ttt_magic.router",
-                              "ttt_magic.registry"))]
+    heavy = [
+        m
+        for m in loaded
+        if m.split(".")[0]
+        in ("yaml", "httpx", "httpx2", "httpcore", "ipywidgets", "anyio", "asyncio", "pandas")
+        or m.startswith(
+            (
+                "ttt_magic.api",
+                "ttt_magic.backends",
+                "ttt_magic.config",
+                "ttt_magic.router",
+                "ttt_magic.registry",
+            )
+        )
+    ]
     assert heavy == []
     assert "ttt_magic.notebook.magics" in loaded
 
 
 def _ipython(args, stdin, tmp_path, **env):
     return subprocess.run(
-        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", "--HistoryManager.enabled=False",
-         *args],
-        input=stdin, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--no-banner",
+            "--colors=NoColor",
+            "--HistoryManager.enabled=False",
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env=isolated_env(tmp_path, **env),
     )
 
@@ -289,7 +321,6 @@ def test_unload_removes_everything(shell):
     assert "ask" in shell.magics_manager.magics["cell"]
 
 
-
 def test_ctrl_c_in_terminal_keeps_partial_text_and_next_ask_works(tmp_path):
     import os
     import select
@@ -297,9 +328,18 @@ def test_ctrl_c_in_terminal_keeps_partial_text_and_next_ask_works(tmp_path):
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor",
-         "--HistoryManager.enabled=False"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            "--no-banner",
+            "--colors=NoColor",
+            "--HistoryManager.enabled=False",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
         env=isolated_env(tmp_path, TTT_MOCK_DELAY="0.05"),
     )
     try:
@@ -318,7 +358,7 @@ def test_ctrl_c_in_terminal_keeps_partial_text_and_next_ask_works(tmp_path):
         if proc.poll() is None:
             proc.kill()
     out = (seen + rest).decode()
-    partial = out[out.index("## In detail"):out.index("[interrupted]")]
+    partial = out[out.index("## In detail") : out.index("[interrupted]")]
     assert "In short" in partial and "That is the outline" not in partial  # cut short, kept
     assert "KeyboardInterrupt" in out
     assert "the next question works\n[echo" in out

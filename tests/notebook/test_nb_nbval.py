@@ -25,11 +25,24 @@ def test_notebooks_exist():
 
 def _nbval(tmp_path, notebooks, **env):
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env",
-         "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider", "-q",
-         *(str(p) for p in notebooks)],
-        cwd=REPO, env=isolated_env(tmp_path, TTT_MOCK_DELAY="0", **env),
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *(str(p) for p in notebooks),
+        ],
+        cwd=REPO,
+        env=isolated_env(tmp_path, TTT_MOCK_DELAY="0", **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -60,9 +73,11 @@ def test_recipe_footer_sanitizer_matches_only_the_time():
     pattern = re.compile(section["regex"])  # nbval applies it with re.sub
     replace = section["replace"]
     assert pattern.sub(replace, "<sub>mock-1 · mock · 5 in / 30 out · 41 ms</sub>") == (
-        "<sub>mock-1 · mock · 5 in / 30 out · TIME</sub>")
+        "<sub>mock-1 · mock · 5 in / 30 out · TIME</sub>"
+    )
     assert pattern.sub(replace, "<sub>gpt · cloud · 1 in / 2 out · 1.3 s · $0.0001</sub>") == (
-        "<sub>gpt · cloud · 1 in / 2 out · TIME · $0.0001</sub>")
+        "<sub>gpt · cloud · 1 in / 2 out · TIME · $0.0001</sub>"
+    )
     alone = "<div>no backend</div><sub>4 ms</sub>"
     assert pattern.sub(replace, alone) == "<div>no backend</div><sub>TIME</sub>"
     untouched = "It took 5 ms · really"

@@ -44,8 +44,15 @@ class FakeClock:
 
 
 def response(text="", **kw):
-    base = dict(model="mock-1", backend="mock", tokens_in=3, tokens_out=40, time_taken=1.25, cost=None,
-                metadata={"route": {"backend": "mock", "model": "mock-1", "steps": ["given"]}})
+    base = dict(
+        model="mock-1",
+        backend="mock",
+        tokens_in=3,
+        tokens_out=40,
+        time_taken=1.25,
+        cost=None,
+        metadata={"route": {"backend": "mock", "model": "mock-1", "steps": ["given"]}},
+    )
     base.update(kw)
     return AIResponse(text, **base)
 
@@ -152,8 +159,9 @@ def test_interrupted_keeps_partial_text_marked():
     rec, clock = Recorder(), FakeClock()
     view = StreamView(publisher=rec, clock=clock)
     view.feed("partial ans")
-    partial = response("partial ans", error="Interrupted: the answer is incomplete.",
-                       metadata={"interrupted": True})
+    partial = response(
+        "partial ans", error="Interrupted: the answer is incomplete.", metadata={"interrupted": True}
+    )
     view.finish(partial, interrupted=True)
     data, meta = rec.messages[-1][1], rec.messages[-1][2]
     assert data["text/markdown"].startswith("partial ans\n\n" + INTERRUPTED_MARK)
@@ -165,7 +173,7 @@ def test_interrupted_keeps_partial_text_marked():
 def test_failure_after_partial_text_shows_text_then_error_box():
     data, _ = final_bundle("one two", "markdown", response("one two", error="Mock failure <x>."))
     md = data["text/markdown"]
-    assert md.startswith("one two\n\n<div style=\"border-left")
+    assert md.startswith('one two\n\n<div style="border-left')
     assert "Mock failure &lt;x&gt;." in md
     assert data["text/plain"].startswith("one two\nttt-magic: Mock failure <x>.")
 

@@ -59,27 +59,61 @@ def test_headers_carry_key_and_version():
 # --------------------------------------------------------------------------- event interpretation
 
 EVENTS = [
-    ("message_start", {"type": "message_start", "message": {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
-        "content": [], "stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 1}}}),
-    ("content_block_start", {"type": "content_block_start", "index": 0,
-                             "content_block": {"type": "thinking", "thinking": ""}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "thinking_delta", "thinking": "hmm"}}),
+    (
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [],
+                "stop_reason": None,
+                "usage": {"input_tokens": 12, "output_tokens": 1},
+            },
+        },
+    ),
+    (
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+    ),
+    (
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}},
+    ),
     ("content_block_stop", {"type": "content_block_stop", "index": 0}),
     ("ping", {"type": "ping"}),
-    ("content_block_start", {"type": "content_block_start", "index": 1,
-                             "content_block": {"type": "text", "text": ""}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 1,
-                             "delta": {"type": "text_delta", "text": "Hello"}}),
+    (
+        "content_block_start",
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+    ),
+    (
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hello"}},
+    ),
     ("brand_new_event", {"type": "brand_new_event", "whatever": 1}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 1,
-                             "delta": {"type": "text_delta", "text": ", world"}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 2,
-                             "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+    (
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": ", world"}},
+    ),
+    (
+        "content_block_delta",
+        {
+            "type": "content_block_delta",
+            "index": 2,
+            "delta": {"type": "input_json_delta", "partial_json": '{"a":'},
+        },
+    ),
     ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
-                       "usage": {"output_tokens": 9}}),
+    (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
+            "usage": {"output_tokens": 9},
+        },
+    ),
     ("message_stop", {"type": "message_stop"}),
 ]
 
@@ -98,8 +132,12 @@ def test_stream_events_give_text_usage_and_stop_reason():
 
 def test_cache_tokens_count_as_input():
     state = an.MessageStream()
-    usage = {"input_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 20,
-             "output_tokens": 0}
+    usage = {
+        "input_tokens": 5,
+        "cache_creation_input_tokens": 100,
+        "cache_read_input_tokens": 20,
+        "output_tokens": 0,
+    }
     state.handle("message_start", {"type": "message_start", "message": {"usage": usage}})
     assert state.tokens_in == 125
 
@@ -113,8 +151,9 @@ def test_error_event_raises_retryable_overloaded():
     state = an.MessageStream(model="claude-sonnet-4-5")
     state.handle(*EVENTS[0])
     with pytest.raises(ProviderError) as info:
-        state.handle("error", {"type": "error",
-                               "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        state.handle(
+            "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        )
     err = info.value
     assert err.retryable and err.status == 529 and err.kind == "overloaded_error"
     assert "Overloaded" in str(err) and "claude-sonnet-4-5" in str(err)
@@ -122,8 +161,9 @@ def test_error_event_raises_retryable_overloaded():
 
 def test_invalid_request_error_event_is_not_retryable():
     with pytest.raises(ProviderError) as info:
-        an.MessageStream().handle("error", {"type": "error", "error": {"type": "invalid_request_error",
-                                                                          "message": "bad"}})
+        an.MessageStream().handle(
+            "error", {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}
+        )
     assert not info.value.retryable and info.value.status == 400
 
 
@@ -144,10 +184,18 @@ def test_malformed_event_data_raises():
 
 def test_parse_message_non_stream_body():
     body = {
-        "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-x",
-        "content": [{"type": "thinking", "thinking": "..."}, {"type": "text", "text": "Hi "},
-                    {"type": "text", "text": "there"}],
-        "stop_reason": "end_turn", "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 2},
+        "id": "msg_2",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [
+            {"type": "thinking", "thinking": "..."},
+            {"type": "text", "text": "Hi "},
+            {"type": "text", "text": "there"},
+        ],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 2},
     }
     text, end = an.parse_message(json.loads(json.dumps(body)), model="claude-x")
     assert text == "Hi there"
@@ -238,9 +286,14 @@ def collect(backend, prompt="Say hello", **kwargs):
 
 def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     fake.usage = (21, 6)
-    texts, end, error = collect(backend, "Say hello", model="claude-sonnet-4-5", system="Be terse", temperature=0.1,
-                                history=[{"role": "user", "content": "Hi"},
-                                         {"role": "assistant", "content": "Hello!"}])
+    texts, end, error = collect(
+        backend,
+        "Say hello",
+        model="claude-sonnet-4-5",
+        system="Be terse",
+        temperature=0.1,
+        history=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+    )
     assert error is None
     assert "".join(texts) == fake.answer and len(texts) > 1
     assert (end.tokens_in, end.tokens_out, end.finish_reason) == (21, 6, "end_turn")
@@ -251,10 +304,16 @@ def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     assert request.headers["anthropic-version"] == "2023-06-01"
     assert request.headers["content-type"] == "application/json"
     assert request.json == {
-        "model": "claude-sonnet-4-5", "max_tokens": an.DEFAULT_MAX_TOKENS, "system": "Be terse",
-        "temperature": 0.1, "stream": True,
-        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-                     {"role": "user", "content": "Say hello"}],
+        "model": "claude-sonnet-4-5",
+        "max_tokens": an.DEFAULT_MAX_TOKENS,
+        "system": "Be terse",
+        "temperature": 0.1,
+        "stream": True,
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Say hello"},
+        ],
     }
 
 
@@ -275,8 +334,14 @@ def test_max_tokens_stop_reason_is_surfaced(fake, backend):
 
 
 def test_configured_max_tokens_and_default_model(fake, fake_factory):
-    backend = an.AnthropicBackend({"anthropic_base_url": fake.url, "anthropic_api_key": KEY,
-                                   "max_tokens": 123, "default_model": "claude-haiku-4-5"})
+    backend = an.AnthropicBackend(
+        {
+            "anthropic_base_url": fake.url,
+            "anthropic_api_key": KEY,
+            "max_tokens": 123,
+            "default_model": "claude-haiku-4-5",
+        }
+    )
     collect(backend)
     assert fake.last.json["max_tokens"] == 123 and fake.last.json["model"] == "claude-haiku-4-5"
 
@@ -286,14 +351,19 @@ def test_non_stream_ask(fake, backend):
     response = runner.run(backend.ask("Hi", model="claude-sonnet-4-5", system="S"))
     assert response.succeeded and response.text == fake.answer
     assert (response.backend, response.model, response.tokens_in, response.tokens_out) == (
-        "anthropic", "claude-sonnet-4-5", 10, 4)
+        "anthropic",
+        "claude-sonnet-4-5",
+        10,
+        4,
+    )
     assert response.cost == pytest.approx((10 * 3.0 + 4 * 15.0) / 1e6)
     assert response.metadata["finish_reason"] == "end_turn"
     assert "stream" not in fake.last.json and fake.last.json["system"] == "S"
 
 
-@pytest.mark.parametrize("status,kind", [("429", "rate_limit"), ("500", "server"), ("503", "server"),
-                                         ("529", "overloaded")])
+@pytest.mark.parametrize(
+    "status,kind", [("429", "rate_limit"), ("500", "server"), ("503", "server"), ("529", "overloaded")]
+)
 def test_retryable_statuses(fake, backend, status, kind):
     fake.fault(status, retry_after=7)
     texts, _, error = collect(backend)
@@ -319,8 +389,10 @@ def test_overloaded_error_event_mid_stream_keeps_partial_text(fake, backend):
     assert end is None and error.retryable and error.status == 529 and "Overloaded" in str(error)
 
 
-@pytest.mark.parametrize("mode,kind", [("reset", "connection"), ("cut", "connection"),
-                                       ("malformed", "malformed"), ("truncated", "truncated")])
+@pytest.mark.parametrize(
+    "mode,kind",
+    [("reset", "connection"), ("cut", "connection"), ("malformed", "malformed"), ("truncated", "truncated")],
+)
 def test_broken_streams_keep_partial_text_and_fail_clearly(fake, backend, mode, kind):
     fake.answer = "alpha beta gamma delta epsilon"
     fake.fault(mode, after=2)
@@ -431,8 +503,9 @@ def test_sdk_reads_the_fake_like_our_backend(fake, backend):
     fake.usage = (14, 8)
     fake.thinking = "hidden reasoning"
     client = anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0)
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100,
-                                messages=[{"role": "user", "content": "Say hello"}]) as sdk_stream:
+    with client.messages.stream(
+        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "Say hello"}]
+    ) as sdk_stream:
         sdk_text = "".join(sdk_stream.text_stream)
         final = sdk_stream.get_final_message()
     texts, end, error = collect(backend, "Say hello")
@@ -440,8 +513,9 @@ def test_sdk_reads_the_fake_like_our_backend(fake, backend):
     assert (end.tokens_in, end.tokens_out) == (final.usage.input_tokens, final.usage.output_tokens)
     assert end.finish_reason == final.stop_reason
 
-    created = client.messages.create(model="claude-sonnet-4-5", max_tokens=100,
-                                     messages=[{"role": "user", "content": "Say hello"}])
+    created = client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "Say hello"}]
+    )
     ours = runner.run(backend.ask("Say hello"))
     assert "".join(b.text for b in created.content if b.type == "text") == ours.text
     assert (created.usage.input_tokens, created.usage.output_tokens) == (ours.tokens_in, ours.tokens_out)
@@ -453,15 +527,19 @@ def test_sdk_sees_the_same_mid_stream_error(fake):
     fake.fault("overloaded_event", after=1)
     client = anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0)
     received = []
-    with pytest.raises(anthropic.APIStatusError) as info, client.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
-    ) as sdk_stream:
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        ) as sdk_stream,
+    ):
         received.extend(sdk_stream.text_stream)
     assert received == ["Hello "] and "overloaded_error" in str(info.value)
     fake.fault("529")
     with pytest.raises(anthropic.APIStatusError) as info:
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
-                               messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 529
 
 

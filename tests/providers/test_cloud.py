@@ -130,8 +130,11 @@ def test_configured_default_models():
 
 
 def test_adapters_get_cloud_settings_plus_their_own_section():
-    backend = cloud("anthropic", timeout=12, backends={"anthropic": {"max_tokens": 77, "timeout": 9},
-                                                      "cloud": {"provider_order": ["anthropic"]}})
+    backend = cloud(
+        "anthropic",
+        timeout=12,
+        backends={"anthropic": {"max_tokens": 77, "timeout": 9}, "cloud": {"provider_order": ["anthropic"]}},
+    )
     adapter = backend.adapter("anthropic")
     assert adapter.backend_config["max_tokens"] == 77 and adapter.timeout == 9
     assert backend.adapter("openai").timeout == 12
@@ -183,14 +186,14 @@ def _stream(backend, prompt, **kwargs):
     return runner.run(go())
 
 
-@pytest.mark.parametrize("model,provider", [("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic"),
-                                            ("flash", "google")])
+@pytest.mark.parametrize(
+    "model,provider", [("gpt-4o-mini", "openai"), ("claude-sonnet-4-5", "anthropic"), ("flash", "google")]
+)
 def test_each_provider_answers_through_cloud(fakes, model, provider):
     response = ttt_magic.ask("Hi", model=model)
     assert response.succeeded, response.error
     assert response.backend == "cloud" and response.metadata["provider"] == provider
-    assert fakes[provider].requests and all(
-        not f.requests for name, f in fakes.items() if name != provider)
+    assert fakes[provider].requests and all(not f.requests for name, f in fakes.items() if name != provider)
     assert response.tokens_in and response.tokens_out and response.cost is not None
 
     stream = ttt_magic.stream("Hi", model=model)

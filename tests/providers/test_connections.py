@@ -13,8 +13,9 @@ from ttt_magic.secrets import Secret
 
 
 def backend_for(fake) -> OpenAIBackend:
-    return OpenAIBackend({"openai_base_url": fake.base_url, "openai_api_key": Secret(SENTINEL_KEY),
-                          "timeout": 10.0})
+    return OpenAIBackend(
+        {"openai_base_url": fake.base_url, "openai_api_key": Secret(SENTINEL_KEY), "timeout": 10.0}
+    )
 
 
 def test_200_cancelled_streams_leave_no_open_connection(openai_fake):
@@ -49,8 +50,9 @@ def test_200_cancelled_streams_leave_no_open_connection(openai_fake):
         before = openai_fake.total_connections
         texts = []
         for _ in range(5):  # the next calls work, and share one kept-alive connection
-            texts.append("".join([c async for c in backend.astream("Hi", model="gpt-4o-mini")
-                                  if isinstance(c, str)]))
+            texts.append(
+                "".join([c async for c in backend.astream("Hi", model="gpt-4o-mini") if isinstance(c, str)])
+            )
         return firsts, texts, openai_fake.total_connections - before
 
     firsts, texts, opened = run(scenario())
@@ -130,8 +132,9 @@ def test_fake_server_stops_while_a_stream_stalls(fake_factory):
 
     async def scenario():
         try:
-            async with http.stream_request("GET", server.url + "/slow", provider="test",
-                                           timeout=10.0) as response:
+            async with http.stream_request(
+                "GET", server.url + "/slow", provider="test", timeout=10.0
+            ) as response:
                 chunks = response.aiter_bytes()
                 first = await chunks.__anext__()
                 await asyncio.to_thread(server.stop)  # returns although the handler is mid-stall

@@ -50,17 +50,31 @@ def _script_chunks(fake: Any) -> None:
 
 
 PROTOCOLS = [
-    Protocol("openai", OpenAIFake, "gpt-4o-mini", "cloud",
-             lambda f: {"openai_base_url": f.base_url, "openai_api_key": "sk-test-matrix-0123456789"},
-             _script_list),
-    Protocol("anthropic", AnthropicFake, "sonnet", "cloud",
-             lambda f: {"anthropic_base_url": f.url, "anthropic_api_key": "sk-ant-test-matrix-0123456789"},
-             _script_chunks),
-    Protocol("google", GeminiFake, "flash", "cloud",
-             lambda f: {"gemini_base_url": f.url, "google_api_key": "AIza-test-matrix-0123456789"},
-             _script_chunks),
-    Protocol("ollama", OllamaFake, "llama3.2", "local",
-             lambda f: {"ollama_base_url": f.url}, _script_list),
+    Protocol(
+        "openai",
+        OpenAIFake,
+        "gpt-4o-mini",
+        "cloud",
+        lambda f: {"openai_base_url": f.base_url, "openai_api_key": "sk-test-matrix-0123456789"},
+        _script_list,
+    ),
+    Protocol(
+        "anthropic",
+        AnthropicFake,
+        "sonnet",
+        "cloud",
+        lambda f: {"anthropic_base_url": f.url, "anthropic_api_key": "sk-ant-test-matrix-0123456789"},
+        _script_chunks,
+    ),
+    Protocol(
+        "google",
+        GeminiFake,
+        "flash",
+        "cloud",
+        lambda f: {"gemini_base_url": f.url, "google_api_key": "AIza-test-matrix-0123456789"},
+        _script_chunks,
+    ),
+    Protocol("ollama", OllamaFake, "llama3.2", "local", lambda f: {"ollama_base_url": f.url}, _script_list),
 ]
 
 
@@ -82,8 +96,14 @@ def proto(request, fake_factory, waits):
     protocol: Protocol = request.param
     fake = fake_factory(protocol.fake)
     protocol.script(fake)
-    configure(max_retries=2, timeout=5, enable_fallbacks=False, fallback_order=[protocol.backend, "mock"],
-              backends={"mock": {"delay": 0}}, **protocol.settings(fake))
+    configure(
+        max_retries=2,
+        timeout=5,
+        enable_fallbacks=False,
+        fallback_order=[protocol.backend, "mock"],
+        backends={"mock": {"delay": 0}},
+        **protocol.settings(fake),
+    )
     return protocol, fake
 
 
@@ -218,8 +238,9 @@ def test_large_answer_arrives_whole(proto):
 def test_openai_error_event_mid_stream(fake_factory, waits):
     fake = fake_factory(OpenAIFake)
     fake.answer = list(PIECES)
-    configure(openai_base_url=fake.base_url, openai_api_key="sk-test-matrix-0123456789",
-              enable_fallbacks=False)
+    configure(
+        openai_base_url=fake.base_url, openai_api_key="sk-test-matrix-0123456789", enable_fallbacks=False
+    )
     fake.fail_next("error_data", after=3)
     chunks, response = run_stream("gpt-4o-mini")
     assert response.failed and chunks and FULL.startswith(response.text) and response.text != FULL
@@ -238,8 +259,12 @@ def test_ollama_error_line_mid_stream(fake_factory, waits):
 def anthropic_fake(fake_factory, waits):
     fake = fake_factory(AnthropicFake)
     fake.chunks = list(PIECES)
-    configure(anthropic_base_url=fake.url, anthropic_api_key="sk-ant-test-matrix-0123456789",
-              enable_fallbacks=False, max_retries=2)
+    configure(
+        anthropic_base_url=fake.url,
+        anthropic_api_key="sk-ant-test-matrix-0123456789",
+        enable_fallbacks=False,
+        max_retries=2,
+    )
     return fake
 
 
@@ -267,8 +292,13 @@ def test_anthropic_529_then_answer_without_streaming(anthropic_fake, waits):
 def gemini_fake(fake_factory, waits):
     fake = fake_factory(GeminiFake)
     fake.chunks = list(PIECES)
-    configure(gemini_base_url=fake.url, google_api_key="AIza-test-matrix-0123456789", enable_fallbacks=False,
-              fallback_order=["cloud", "mock"], backends={"mock": {"delay": 0}})
+    configure(
+        gemini_base_url=fake.url,
+        google_api_key="AIza-test-matrix-0123456789",
+        enable_fallbacks=False,
+        fallback_order=["cloud", "mock"],
+        backends={"mock": {"delay": 0}},
+    )
     return fake
 
 

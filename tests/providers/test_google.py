@@ -66,8 +66,13 @@ def test_stream_chunks_text_usage_finish():
     texts = [
         state.handle(chunk(thought="thinking...")),
         state.handle(chunk("Hello", usage={"promptTokenCount": 4})),
-        state.handle(chunk(", world", finish="STOP", usage={
-            "promptTokenCount": 4, "candidatesTokenCount": 3, "thoughtsTokenCount": 2})),
+        state.handle(
+            chunk(
+                ", world",
+                finish="STOP",
+                usage={"promptTokenCount": 4, "candidatesTokenCount": 3, "thoughtsTokenCount": 2},
+            )
+        ),
     ]
     assert texts == [None, "Hello", ", world"]
     end = state.end()
@@ -95,8 +100,10 @@ def test_withheld_answer_is_an_error_after_partial_text(reason):
 
 def test_blocked_prompt_is_an_error_with_usage():
     state = gg.GenerateStream()
-    assert state.handle({"promptFeedback": {"blockReason": "SAFETY"},
-                         "usageMetadata": {"promptTokenCount": 8}}) is None
+    assert (
+        state.handle({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 8}})
+        is None
+    )
     end = state.end()
     assert end.finish_reason == "SAFETY" and end.tokens_in == 8 and end.metadata["blocked"] == "prompt"
     err = state.withheld()
@@ -127,8 +134,9 @@ def test_stream_without_finish_reason_is_truncated():
 
 
 def test_parse_response_non_stream():
-    text, end = gg.parse_response(chunk("Whole answer", finish="STOP",
-                                        usage={"promptTokenCount": 2, "candidatesTokenCount": 2}))
+    text, end = gg.parse_response(
+        chunk("Whole answer", finish="STOP", usage={"promptTokenCount": 2, "candidatesTokenCount": 2})
+    )
     assert text == "Whole answer" and end.tokens_out == 2
     with pytest.raises(ProviderError) as info:
         gg.parse_response(chunk("some", finish="SAFETY"))
@@ -194,9 +202,15 @@ def collect(backend, prompt="Say hello", **kwargs):
 
 def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     fake.usage = (11, 5)
-    texts, end, error = collect(backend, "Say hello", model="flash", system="Be terse", temperature=0.4,
-                                max_tokens=64, history=[{"role": "user", "content": "Hi"},
-                                                        {"role": "assistant", "content": "Hello!"}])
+    texts, end, error = collect(
+        backend,
+        "Say hello",
+        model="flash",
+        system="Be terse",
+        temperature=0.4,
+        max_tokens=64,
+        history=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+    )
     assert error is None and "".join(texts) == fake.answer and len(texts) > 1
     assert (end.tokens_in, end.tokens_out, end.finish_reason) == (11, 5, "STOP")
     assert end.metadata["cost"] == pytest.approx((11 * 0.30 + 5 * 2.50) / 1e6)
@@ -205,9 +219,11 @@ def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     assert request.query == {"alt": "sse"}
     assert request.headers["x-goog-api-key"] == KEY and "key" not in request.query
     assert request.json == {
-        "contents": [{"role": "user", "parts": [{"text": "Hi"}]},
-                     {"role": "model", "parts": [{"text": "Hello!"}]},
-                     {"role": "user", "parts": [{"text": "Say hello"}]}],
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}]},
+            {"role": "model", "parts": [{"text": "Hello!"}]},
+            {"role": "user", "parts": [{"text": "Say hello"}]},
+        ],
         "systemInstruction": {"parts": [{"text": "Be terse"}]},
         "generationConfig": {"temperature": 0.4, "maxOutputTokens": 64},
     }
@@ -235,7 +251,11 @@ def test_non_stream_ask(fake, backend):
     response = runner.run(backend.ask("Hi", model="gemini-2.5-flash", system="S"))
     assert response.succeeded and response.text == fake.answer
     assert (response.backend, response.model, response.tokens_in, response.tokens_out) == (
-        "google", "gemini-2.5-flash", 6, 5)
+        "google",
+        "gemini-2.5-flash",
+        6,
+        5,
+    )
     assert response.cost == pytest.approx((6 * 0.30 + 5 * 2.50) / 1e6)
     assert fake.last.path == "/v1beta/models/gemini-2.5-flash:generateContent"
 
@@ -288,8 +308,10 @@ def test_error_chunk_mid_stream(fake, backend):
     assert "".join(texts) == "alpha " and error.status == 503 and error.retryable
 
 
-@pytest.mark.parametrize("mode,kind", [("reset", "connection"), ("cut", "connection"),
-                                       ("malformed", "malformed"), ("truncated", "truncated")])
+@pytest.mark.parametrize(
+    "mode,kind",
+    [("reset", "connection"), ("cut", "connection"), ("malformed", "malformed"), ("truncated", "truncated")],
+)
 def test_broken_streams_keep_partial_text_and_fail_clearly(fake, backend, mode, kind):
     fake.answer = "alpha beta gamma delta epsilon"
     fake.fault(mode, after=2)
@@ -382,8 +404,11 @@ def _sdk_client(fake, api_version=None):
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
-    options = types.HttpOptions(base_url=fake.url, api_version=api_version) if api_version else \
-        types.HttpOptions(base_url=fake.url)
+    options = (
+        types.HttpOptions(base_url=fake.url, api_version=api_version)
+        if api_version
+        else types.HttpOptions(base_url=fake.url)
+    )
     return genai.Client(api_key=KEY, http_options=options)
 
 

@@ -23,11 +23,22 @@ from ttt_magic.backends.http import (
 )
 from ttt_magic.errors import ProviderError
 
-OPENAI_BODY = {"error": {"message": "Rate limit reached", "type": "requests", "param": None,
-                         "code": "rate_limit_exceeded"}}
+OPENAI_BODY = {
+    "error": {
+        "message": "Rate limit reached",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+}
 ANTHROPIC_BODY = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-GOOGLE_BODY = {"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
-                         "status": "RESOURCE_EXHAUSTED"}}
+GOOGLE_BODY = {
+    "error": {
+        "code": 429,
+        "message": "Resource has been exhausted (e.g. check quota).",
+        "status": "RESOURCE_EXHAUSTED",
+    }
+}
 OLLAMA_BODY = {"error": 'model "mistral" not found, try pulling it first'}
 
 
@@ -43,13 +54,16 @@ def test_parse_retry_after_forms():
         assert parse_retry_after(junk) is None
 
 
-@pytest.mark.parametrize(("status", "body", "kind", "retryable", "says"), [
-    (429, OPENAI_BODY, "rate_limit", True, "Rate limit reached"),
-    (529, ANTHROPIC_BODY, "overloaded", True, "Overloaded"),
-    (429, GOOGLE_BODY, "rate_limit", True, "Resource has been exhausted"),
-    (500, b"<html>oops</html>", "server", True, "oops"),
-    (400, {"error": {"message": "Invalid value for temperature"}}, "bad_request", False, "temperature"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "retryable", "says"),
+    [
+        (429, OPENAI_BODY, "rate_limit", True, "Rate limit reached"),
+        (529, ANTHROPIC_BODY, "overloaded", True, "Overloaded"),
+        (429, GOOGLE_BODY, "rate_limit", True, "Resource has been exhausted"),
+        (500, b"<html>oops</html>", "server", True, "oops"),
+        (400, {"error": {"message": "Invalid value for temperature"}}, "bad_request", False, "temperature"),
+    ],
+)
 def test_error_bodies_of_every_provider(status, body, kind, retryable, says):
     raw = body if isinstance(body, bytes) else json.dumps(body)
     error = error_from_status(status, raw, {"retry-after": "2"}, provider="P", key_env="P_KEY", model="m")
@@ -61,8 +75,14 @@ def test_error_bodies_of_every_provider(status, body, kind, retryable, says):
 
 def test_auth_errors_name_the_variable_only():
     for status in (401, 403):
-        error = error_from_status(status, json.dumps({"error": {"message": f"bad key {SENTINEL_KEY}"}}),
-                                  None, provider="OpenAI", key_env="OPENAI_API_KEY", model="gpt-4o")
+        error = error_from_status(
+            status,
+            json.dumps({"error": {"message": f"bad key {SENTINEL_KEY}"}}),
+            None,
+            provider="OpenAI",
+            key_env="OPENAI_API_KEY",
+            model="gpt-4o",
+        )
         assert error.kind == "auth" and not error.retryable
         assert "OPENAI_API_KEY" in str(error)
         assert SENTINEL_KEY not in str(error)
@@ -77,9 +97,15 @@ def test_provider_text_is_redacted():
 
 
 def test_not_found_suggests_models_or_pull():
-    error = error_from_status(404, json.dumps({"error": {"message": "The model `gpt-4o-mni` does not exist",
-                                                         "code": "model_not_found"}}),
-                              None, provider="OpenAI", model="gpt-4o-mni")
+    error = error_from_status(
+        404,
+        json.dumps(
+            {"error": {"message": "The model `gpt-4o-mni` does not exist", "code": "model_not_found"}}
+        ),
+        None,
+        provider="OpenAI",
+        model="gpt-4o-mni",
+    )
     assert error.kind == "model_not_found" and "gpt-4o-mini" in error.hint
     error = error_from_status(404, json.dumps(OLLAMA_BODY), None, provider="Ollama", model="mistral")
     assert "ollama pull mistral" in error.hint
@@ -88,14 +114,25 @@ def test_not_found_suggests_models_or_pull():
 
 
 def test_context_length_and_quota():
-    anthropic = {"type": "error", "error": {"type": "invalid_request_error",
-                                            "message": "prompt is too long: 210000 tokens > 200000 maximum"}}
-    error = error_from_status(400, json.dumps(anthropic), None, provider="Anthropic",
-                              model="claude-sonnet-4-5")
+    anthropic = {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "prompt is too long: 210000 tokens > 200000 maximum",
+        },
+    }
+    error = error_from_status(
+        400, json.dumps(anthropic), None, provider="Anthropic", model="claude-sonnet-4-5"
+    )
     assert error.kind == "context_length" and "context window" in str(error)
     assert "(200000 tokens)" in str(error)  # the catalogue's limit for the model
-    quota = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
-                       "code": "insufficient_quota"}}
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "code": "insufficient_quota",
+        }
+    }
     assert error_from_status(429, json.dumps(quota), None, provider="OpenAI").kind == "quota"
 
 
@@ -114,11 +151,13 @@ def test_server_label_hides_path_and_query():
 
 def test_transport_errors_are_retryable_and_say_where():
     request = httpx2.Request("GET", "http://127.0.0.1:9/x")
-    for exc, kind in [(httpx2.ConnectError("refused", request=request), "connect"),
-                      (httpx2.ReadTimeout("slow", request=request), "timeout"),
-                      (httpx2.ConnectTimeout("slow", request=request), "timeout"),
-                      (httpx2.RemoteProtocolError("cut", request=request), "connection"),
-                      (httpx2.ReadError("reset", request=request), "connection")]:
+    for exc, kind in [
+        (httpx2.ConnectError("refused", request=request), "connect"),
+        (httpx2.ReadTimeout("slow", request=request), "timeout"),
+        (httpx2.ConnectTimeout("slow", request=request), "timeout"),
+        (httpx2.RemoteProtocolError("cut", request=request), "connection"),
+        (httpx2.ReadError("reset", request=request), "connection"),
+    ]:
         error = transport_error(exc, provider="Ollama", url="http://127.0.0.1:9/api/chat?key=x")
         assert (error.kind, error.retryable) == (kind, True)
         assert "http://127.0.0.1:9" in str(error) and "key=x" not in str(error)

@@ -23,8 +23,9 @@ def stream(backend, prompt="Why is the sky blue?", **kwargs):
 
 
 def test_stream_text_usage_and_request(ollama_fake):
-    parts, end, error = stream(backend_for(ollama_fake), model="llama3.2", system="Be brief.",
-                               temperature=0.1, max_tokens=64)
+    parts, end, error = stream(
+        backend_for(ollama_fake), model="llama3.2", system="Be brief.", temperature=0.1, max_tokens=64
+    )
     assert error is None
     assert parts == ["The", " sky", " is", " blue", "."]
     assert isinstance(end, StreamEnd)
@@ -35,8 +36,10 @@ def test_stream_text_usage_and_request(ollama_fake):
     body = req.json
     assert body["model"] == "llama3.2" and body["stream"] is True
     assert body["options"] == {"temperature": 0.1, "num_predict": 64}
-    assert body["messages"] == [{"role": "system", "content": "Be brief."},
-                                {"role": "user", "content": "Why is the sky blue?"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Why is the sky blue?"},
+    ]
     assert "authorization" not in req.headers
 
 
@@ -48,10 +51,16 @@ def test_non_stream_ask(ollama_fake):
     assert ollama_fake.last.json["stream"] is False
 
 
-@pytest.mark.parametrize(("given", "sent"), [
-    ("llama3.2", "llama3.2"), ("ollama/qwen2.5:0.5b", "qwen2.5:0.5b"),
-    ("local/llama3.2:latest", "llama3.2:latest"), ("local", "llama3.2"), (None, "llama3.2"),
-])
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("llama3.2", "llama3.2"),
+        ("ollama/qwen2.5:0.5b", "qwen2.5:0.5b"),
+        ("local/llama3.2:latest", "llama3.2:latest"),
+        ("local", "llama3.2"),
+        (None, "llama3.2"),
+    ],
+)
 def test_model_names_resolve(ollama_fake, given, sent):
     _, _, error = stream(backend_for(ollama_fake), model=given)
     assert error is None
@@ -75,8 +84,12 @@ def test_first_installed_model_when_nothing_names_one(ollama_fake, monkeypatch):
 
 def test_build_payload_and_chat_stream_units():
     body = build_payload([{"role": "user", "content": "x"}], model="m", stream=False, keep_alive="5m")
-    assert body == {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": False,
-                    "keep_alive": "5m"}
+    assert body == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": False,
+        "keep_alive": "5m",
+    }
     state = ChatStream(model="m")
     assert state.handle({"message": {"content": "a"}, "done": False}) == "a"
     with pytest.raises(ProviderError):
@@ -156,13 +169,16 @@ def test_server_errors_are_retryable(ollama_fake, status):
     assert "internal error" in str(error)
 
 
-@pytest.mark.parametrize(("kind", "expected_kind", "expected_parts"), [
-    ("error_line", "stream_error", ["The", " sky"]),
-    ("malformed", "malformed", ["The", " sky"]),
-    ("truncated", "truncated", ["The", " sky", " is", " blue", "."]),
-    ("reset", "connection", ["The", " sky"]),
-    ("close", "connection", ["The", " sky"]),
-])
+@pytest.mark.parametrize(
+    ("kind", "expected_kind", "expected_parts"),
+    [
+        ("error_line", "stream_error", ["The", " sky"]),
+        ("malformed", "malformed", ["The", " sky"]),
+        ("truncated", "truncated", ["The", " sky", " is", " blue", "."]),
+        ("reset", "connection", ["The", " sky"]),
+        ("close", "connection", ["The", " sky"]),
+    ],
+)
 def test_mid_stream_faults_keep_partial_text(ollama_fake, kind, expected_kind, expected_parts):
     ollama_fake.fail_next(kind, after=2)
     parts, end, error = stream(backend_for(ollama_fake), model="llama3.2")

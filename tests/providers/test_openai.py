@@ -46,8 +46,14 @@ def stream(backend, prompt="Hi", **kwargs):
 
 
 def test_stream_text_usage_cost_and_request(openai_fake):
-    parts, end, error = stream(backend_for(openai_fake), "Say hello", model="gpt-4o-mini",
-                               system="Be brief.", temperature=0.2, max_tokens=50)
+    parts, end, error = stream(
+        backend_for(openai_fake),
+        "Say hello",
+        model="gpt-4o-mini",
+        system="Be brief.",
+        temperature=0.2,
+        max_tokens=50,
+    )
     assert error is None
     assert parts == ["Hello", ", ", "world", "!"]
     assert isinstance(end, StreamEnd)
@@ -59,8 +65,10 @@ def test_stream_text_usage_cost_and_request(openai_fake):
     assert req.headers["authorization"] == f"Bearer {SENTINEL_KEY}"
     body = req.json
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert body["messages"] == [{"role": "system", "content": "Be brief."},
-                                {"role": "user", "content": "Say hello"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say hello"},
+    ]
     assert (body["model"], body["temperature"], body["max_tokens"]) == ("gpt-4o-mini", 0.2, 50)
 
 
@@ -95,10 +103,16 @@ def test_non_stream_ask(openai_fake):
     assert "stream" not in openai_fake.last.json
 
 
-@pytest.mark.parametrize(("given", "sent"), [
-    ("gpt-4o-mini", "gpt-4o-mini"), ("openai/gpt-4o-mini", "gpt-4o-mini"), ("4o-mini", "gpt-4o-mini"),
-    ("nano", "gpt-4.1-nano"), (None, "gpt-4o-mini"),
-])
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("gpt-4o-mini", "gpt-4o-mini"),
+        ("openai/gpt-4o-mini", "gpt-4o-mini"),
+        ("4o-mini", "gpt-4o-mini"),
+        ("nano", "gpt-4.1-nano"),
+        (None, "gpt-4o-mini"),
+    ],
+)
 def test_model_names_resolve(openai_fake, given, sent):
     _parts, _, error = stream(backend_for(openai_fake), model=given)
     assert error is None
@@ -116,8 +130,9 @@ def test_reasoning_models_get_max_completion_tokens_and_no_temperature(openai_fa
 def test_catalogue_reasoning_capability_counts_for_openai_models(openai_fake):
     from ttt_magic.models import ModelInfo
 
-    model_registry.add_model(ModelInfo(name="gpt-4o-mini-thinker", provider="openai",
-                                       capabilities=["text", "reasoning"]))
+    model_registry.add_model(
+        ModelInfo(name="gpt-4o-mini-thinker", provider="openai", capabilities=["text", "reasoning"])
+    )
     try:
         openai_fake.models.append("gpt-4o-mini-thinker")
         _, _, error = stream(backend_for(openai_fake), model="gpt-4o-mini-thinker", max_tokens=7)
@@ -137,10 +152,33 @@ def test_build_payload_rules():
 
 def test_chunk_stream_ignores_other_choices_and_reads_reasoning_tokens():
     state = ChunkStream()
-    assert state.handle(None, json.dumps({"choices": [{"index": 1, "delta": {"content": "no"}},
-                                                       {"index": 0, "delta": {"content": "yes"}}]})) == "yes"
-    state.handle(None, json.dumps({"choices": [], "usage": {
-        "prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}}}))
+    assert (
+        state.handle(
+            None,
+            json.dumps(
+                {
+                    "choices": [
+                        {"index": 1, "delta": {"content": "no"}},
+                        {"index": 0, "delta": {"content": "yes"}},
+                    ]
+                }
+            ),
+        )
+        == "yes"
+    )
+    state.handle(
+        None,
+        json.dumps(
+            {
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 3,
+                    "completion_tokens": 9,
+                    "completion_tokens_details": {"reasoning_tokens": 6},
+                },
+            }
+        ),
+    )
     state.handle(None, "[DONE]")
     end = state.end()
     assert (end.tokens_in, end.tokens_out, end.metadata["reasoning_tokens"]) == (3, 9, 6)
@@ -175,8 +213,18 @@ def test_no_key_means_unavailable_with_reason():
 
 
 def test_429_carries_retry_after(openai_fake):
-    openai_fake.fail_next("status", status=429, headers={"Retry-After": "7"}, body={"error": {
-        "message": "Rate limit reached for gpt-4o-mini", "type": "requests", "code": "rate_limit_exceeded"}})
+    openai_fake.fail_next(
+        "status",
+        status=429,
+        headers={"Retry-After": "7"},
+        body={
+            "error": {
+                "message": "Rate limit reached for gpt-4o-mini",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        },
+    )
     _, _, error = stream(backend_for(openai_fake), model="gpt-4o-mini")
     assert (error.status, error.retryable, error.retry_after, error.kind) == (429, True, 7.0, "rate_limit")
     assert "Rate limit reached" in str(error)
@@ -186,9 +234,17 @@ def test_429_retry_after_ms_and_quota(openai_fake):
     openai_fake.fail_next("status", status=429, headers={"retry-after-ms": "1500"})
     _, _, error = stream(backend_for(openai_fake), model="gpt-4o-mini")
     assert error.retry_after == pytest.approx(1.5)
-    openai_fake.fail_next("status", status=429, body={"error": {
-        "message": "You exceeded your current quota", "type": "insufficient_quota",
-        "code": "insufficient_quota"}})
+    openai_fake.fail_next(
+        "status",
+        status=429,
+        body={
+            "error": {
+                "message": "You exceeded your current quota",
+                "type": "insufficient_quota",
+                "code": "insufficient_quota",
+            }
+        },
+    )
     _, _, error = stream(backend_for(openai_fake), model="gpt-4o-mini")
     assert (error.kind, error.retryable) == ("quota", False)
 
@@ -238,14 +294,17 @@ def test_failed_ask_returns_failed_response_with_error_info(openai_fake):
 # ----------------------------------------------------------------------------- faults mid-stream
 
 
-@pytest.mark.parametrize(("kind", "expected_kind", "retryable"), [
-    ("reset", "connection", True),
-    ("close", "connection", True),
-    ("malformed", "malformed", True),
-    ("truncated", "truncated", True),
-    ("error_data", "stream_error", True),
-    ("error_event", "stream_error", False),
-])
+@pytest.mark.parametrize(
+    ("kind", "expected_kind", "retryable"),
+    [
+        ("reset", "connection", True),
+        ("close", "connection", True),
+        ("malformed", "malformed", True),
+        ("truncated", "truncated", True),
+        ("error_data", "stream_error", True),
+        ("error_event", "stream_error", False),
+    ],
+)
 def test_mid_stream_faults_keep_partial_text(openai_fake, kind, expected_kind, retryable):
     openai_fake.fail_next(kind, after=2)
     parts, end, error = stream(backend_for(openai_fake), model="gpt-4o-mini")
@@ -273,8 +332,9 @@ def test_slow_drip_and_large_answer(openai_fake):
 
 
 def test_unreachable_server_is_a_retryable_connect_error():
-    backend = OpenAIBackend({"openai_base_url": "http://127.0.0.1:9/v1",
-                             "openai_api_key": Secret(SENTINEL_KEY)})
+    backend = OpenAIBackend(
+        {"openai_base_url": "http://127.0.0.1:9/v1", "openai_api_key": Secret(SENTINEL_KEY)}
+    )
     _, _, error = stream(backend, model="gpt-4o-mini")
     assert (error.kind, error.retryable) == ("connect", True)
     assert "127.0.0.1:9" in str(error)
@@ -285,9 +345,14 @@ def test_unreachable_server_is_a_retryable_connect_error():
 
 def test_compatible_backend_without_key_sends_no_auth(fake_factory):
     fake = fake_factory(OpenAIFake, models=("llama-local", "qwen-local"))
-    backend = OpenAICompatibleBackend({"name": "myllm", "base_url": fake.base_url,
-                                       "models": ["llama-local", "qwen-local"],
-                                       "default_model": "qwen-local"})
+    backend = OpenAICompatibleBackend(
+        {
+            "name": "myllm",
+            "base_url": fake.base_url,
+            "models": ["llama-local", "qwen-local"],
+            "default_model": "qwen-local",
+        }
+    )
     assert backend.name == "myllm" and backend.is_available
     parts, _end, error = stream(backend)
     assert error is None and "".join(parts) == "Hello, world!"
@@ -323,16 +388,19 @@ def test_compatible_backend_from_configuration_through_registry(fake_factory):
 
 
 def test_openrouter_strips_prefix_and_names_its_key(fake_factory):
-    fake = fake_factory(OpenAIFake, prefix="/api/v1", api_key=SENTINEL_KEY,
-                        models=("meta-llama/llama-3.1-8b-instruct",))
-    backend = OpenRouterBackend({"openrouter_base_url": fake.base_url,
-                                 "openrouter_api_key": Secret(SENTINEL_KEY)})
+    fake = fake_factory(
+        OpenAIFake, prefix="/api/v1", api_key=SENTINEL_KEY, models=("meta-llama/llama-3.1-8b-instruct",)
+    )
+    backend = OpenRouterBackend(
+        {"openrouter_base_url": fake.base_url, "openrouter_api_key": Secret(SENTINEL_KEY)}
+    )
     parts, _, error = stream(backend, model="openrouter/meta-llama/llama-3.1-8b-instruct")
     assert error is None and "".join(parts) == "Hello, world!"
     assert fake.last.path == "/api/v1/chat/completions"
     assert fake.last.json["model"] == "meta-llama/llama-3.1-8b-instruct"
-    bad = OpenRouterBackend({"openrouter_base_url": fake.base_url,
-                             "openrouter_api_key": "sk-or-v1-bad000000000"})
+    bad = OpenRouterBackend(
+        {"openrouter_base_url": fake.base_url, "openrouter_api_key": "sk-or-v1-bad000000000"}
+    )
     _, _, error = stream(bad, model="openrouter/meta-llama/llama-3.1-8b-instruct")
     assert error.status == 401 and "OPENROUTER_API_KEY" in str(error)
     assert not OpenRouterBackend({}).is_available
@@ -347,7 +415,9 @@ def test_official_sdk_reads_the_fake_like_we_do(openai_fake):
     client = openai.OpenAI(base_url=openai_fake.base_url, api_key=SENTINEL_KEY, max_retries=0)
     sdk_parts, sdk_usage = [], None
     for chunk in client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True,
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
         stream_options={"include_usage": True},
     ):
         if chunk.choices and chunk.choices[0].delta.content:
@@ -378,8 +448,9 @@ def test_official_sdk_sees_the_same_errors(openai_fake):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     openai_fake.fail_next("error_data", after=2)
     with pytest.raises(openai.APIError, match="server had an error"):
-        for _ in client.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                                messages=[{"role": "user", "content": "x"}]):
+        for _ in client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "x"}]
+        ):
             pass
 
 
@@ -391,8 +462,12 @@ def via_api(openai_fake):
     from ttt_magic import configure
     from ttt_magic.registry import backend_registry
 
-    configure(openai_base_url=openai_fake.base_url, openai_api_key=SENTINEL_KEY,
-              backends={"mock": {"delay": 0}}, max_retries=0)
+    configure(
+        openai_base_url=openai_fake.base_url,
+        openai_api_key=SENTINEL_KEY,
+        backends={"mock": {"delay": 0}},
+        max_retries=0,
+    )
     registered = "openai" in backend_registry.names()
     if not registered:
         backend_registry.register_backend("openai", OpenAIBackend, source="test")
@@ -429,8 +504,9 @@ def test_api_failure_is_a_value_with_an_actionable_message(via_api):
     assert answer.failed and "OPENAI_API_KEY" in answer.error
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ttt_magic.backends.cloud") is None,
-                    reason="cloud backend absent")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ttt_magic.backends.cloud") is None, reason="cloud backend absent"
+)
 def test_model_routes_through_cloud_to_the_fake(via_api):
     import ttt_magic
 
@@ -449,16 +525,24 @@ def test_sentinel_key_never_shows(openai_fake, capsys, caplog):
     seen: list[str] = []
     backend = backend_for(openai_fake)
     seen += [repr(backend), str(backend.backend_config), str(backend.unavailable_reason)]
-    for kind, options in [("echo_key", {}), ("status", {"status": 500}), ("reset", {}), ("malformed", {}),
-                          ("error_data", {}), ("context", {})]:
+    for kind, options in [
+        ("echo_key", {}),
+        ("status", {"status": 500}),
+        ("reset", {}),
+        ("malformed", {}),
+        ("error_data", {}),
+        ("context", {}),
+    ]:
         openai_fake.fail_next(kind, **options)
         _, _, error = stream(backend, model="gpt-4o-mini")
         seen += [str(error), repr(error), str(error.hint), str(error.__cause__), str(error.__context__)]
         openai_fake.fail_next(kind, **options)
         answer = run(backend.ask("Hi", model="gpt-4o-mini"))
         seen += [repr(answer), str(answer.error), json.dumps(answer.metadata, default=str)]
-    _, _, error = stream(OpenAIBackend({"openai_base_url": "http://127.0.0.1:9/v1",
-                                        "openai_api_key": Secret(SENTINEL_KEY)}), model="gpt-4o-mini")
+    _, _, error = stream(
+        OpenAIBackend({"openai_base_url": "http://127.0.0.1:9/v1", "openai_api_key": Secret(SENTINEL_KEY)}),
+        model="gpt-4o-mini",
+    )
     seen += [str(error), repr(error)]
     out = capsys.readouterr()
     seen += [out.out, out.err, caplog.text]

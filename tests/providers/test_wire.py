@@ -49,7 +49,9 @@ def test_comments_and_unknown_fields_ignored() -> None:
 
 def test_crlf_and_cr_line_endings() -> None:
     assert decode_all(b"data: a\r\n\r\ndata: b\r\rdata: c\n\n") == [
-        SSEEvent(None, "a"), SSEEvent(None, "b"), SSEEvent(None, "c"),
+        SSEEvent(None, "a"),
+        SSEEvent(None, "b"),
+        SSEEvent(None, "c"),
     ]
 
 
@@ -69,7 +71,9 @@ def test_utf8_character_split_across_chunks() -> None:
 def test_id_persists_retry_only_on_its_event() -> None:
     events = decode_all(b"id: 7\nretry: 1500\ndata: a\n\ndata: b\n\nretry: x1\ndata: c\n\n")
     assert events == [
-        SSEEvent(None, "a", "7", 1500), SSEEvent(None, "b", "7", None), SSEEvent(None, "c", "7"),
+        SSEEvent(None, "a", "7", 1500),
+        SSEEvent(None, "b", "7", None),
+        SSEEvent(None, "c", "7"),
     ]
 
 

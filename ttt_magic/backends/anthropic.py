@@ -163,7 +163,9 @@ def refusal_error(model: str | None, chars: int) -> ProviderError:
     kept = f" (the {chars} characters received before it are kept)" if chars else ""
     return ProviderError(
         f"The answer was stopped by {model or 'Claude'} (stop_reason: refusal){kept}.",
-        hint="Rephrase the prompt, or try another model or backend.", retryable=False, kind="blocked",
+        hint="Rephrase the prompt, or try another model or backend.",
+        retryable=False,
+        kind="blocked",
     )
 
 
@@ -192,7 +194,8 @@ class MessageStream:
         if not isinstance(data, dict):
             raise ProviderError(
                 f"Anthropic sent a malformed stream event ({kind or 'unnamed'}).",
-                retryable=True, kind="malformed",
+                retryable=True,
+                kind="malformed",
             )
         kind = data.get("type") or kind
         if kind == "content_block_delta":
@@ -246,7 +249,8 @@ class MessageStream:
             got = f" after {self.chars} characters" if self.chars else ""
             raise ProviderError(
                 f"The Anthropic stream ended before message_stop{got}: the answer is incomplete.",
-                retryable=True, kind="truncated",
+                retryable=True,
+                kind="truncated",
             )
         return StreamEnd(
             model=self.model,
@@ -273,8 +277,9 @@ def _metadata(
 def parse_message(body: Any, *, model: str | None = None) -> tuple[str, StreamEnd]:
     """A non-streamed Message body -> (text, usage and stop reason)."""
     if not isinstance(body, dict):
-        raise ProviderError("Anthropic returned a response that is not a JSON object.",
-                            retryable=True, kind="malformed")
+        raise ProviderError(
+            "Anthropic returned a response that is not a JSON object.", retryable=True, kind="malformed"
+        )
     if body.get("type") == "error":
         raise stream_error(body, model=model)
     blocks = body.get("content")
@@ -329,8 +334,10 @@ def configured_default(config: dict[str, Any], provider: str, fallback: str) -> 
     if not wanted:
         return fallback
     info = model_registry.get_model(wanted)
-    owner = info.provider if info is not None else (
-        wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted)
+    owner = (
+        info.provider
+        if info is not None
+        else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
     )
     return wanted if owner in (None, provider) else fallback
 
@@ -371,7 +378,9 @@ class AnthropicBackend(BaseBackend):
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
-        self.base_url = str(self.backend_config.get("anthropic_base_url") or "https://api.anthropic.com").rstrip("/")
+        self.base_url = str(
+            self.backend_config.get("anthropic_base_url") or "https://api.anthropic.com"
+        ).rstrip("/")
         self._models_cache: tuple[float, list[str]] | None = None
 
     # -- identity
@@ -387,8 +396,10 @@ class AnthropicBackend(BaseBackend):
     def unavailable_reason(self) -> str | None:
         if self.is_available:
             return None
-        return (f"No Anthropic API key: set {KEY_ENV} (or configure({KEY_SETTING}=...)), "
-                "or use backend='mock' offline.")
+        return (
+            f"No Anthropic API key: set {KEY_ENV} (or configure({KEY_SETTING}=...)), "
+            "or use backend='mock' offline."
+        )
 
     @property
     def default_model(self) -> str:
@@ -411,15 +422,30 @@ class AnthropicBackend(BaseBackend):
         """What ``backends.http`` needs to word errors for Anthropic (and scrub the key from them)."""
         return {"provider": "Anthropic", "key_env": KEY_ENV, "model": model, "secret": self._key()}
 
-    def _request(self, prompt: str, model: str | None, system: str | None, temperature: float | None,
-                 max_tokens: int | None, kwargs: dict[str, Any], *, stream: bool) -> tuple[str, str, dict]:
+    def _request(
+        self,
+        prompt: str,
+        model: str | None,
+        system: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        kwargs: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> tuple[str, str, dict]:
         name, provider_id = resolve_model(model, self.default_model)
         if temperature is None and self.backend_config.get("temperature") is not None:
             temperature = self.backend_config["temperature"]
         payload = build_payload(
-            prompt, model=provider_id, system=system, temperature=temperature,
-            max_tokens=self._max_tokens(max_tokens), history=kwargs.get("history"), stream=stream,
-            stop=kwargs.get("stop"), top_p=kwargs.get("top_p"),
+            prompt,
+            model=provider_id,
+            system=system,
+            temperature=temperature,
+            max_tokens=self._max_tokens(max_tokens),
+            history=kwargs.get("history"),
+            stream=stream,
+            stop=kwargs.get("stop"),
+            top_p=kwargs.get("top_p"),
         )
         return name, provider_id, payload
 
@@ -441,8 +467,12 @@ class AnthropicBackend(BaseBackend):
         name, _, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs, stream=True)
         state = MessageStream(model=name)
         async with http.stream_request(
-            "POST", f"{self.base_url}/v1/messages", headers=headers, json=payload,
-            timeout=http.timeout_for(self.backend_config), **self._context(name),
+            "POST",
+            f"{self.base_url}/v1/messages",
+            headers=headers,
+            json=payload,
+            timeout=http.timeout_for(self.backend_config),
+            **self._context(name),
         ) as response:
             async for event in wire.aiter_sse(response):
                 data = loads_or_none(event.data)
@@ -451,7 +481,8 @@ class AnthropicBackend(BaseBackend):
                         continue
                     raise ProviderError(
                         f"Anthropic sent a malformed stream event ({event.event or 'unnamed'}).",
-                        retryable=True, kind="malformed",
+                        retryable=True,
+                        kind="malformed",
                     )
                 text = state.handle(event.event, data)
                 if text:
@@ -485,8 +516,12 @@ class AnthropicBackend(BaseBackend):
                 prompt, model, system, temperature, max_tokens, kwargs, stream=False
             )
             body = await http.request_json(
-                "POST", f"{self.base_url}/v1/messages", headers=headers, json=payload,
-                timeout=http.timeout_for(self.backend_config), **self._context(name),
+                "POST",
+                f"{self.base_url}/v1/messages",
+                headers=headers,
+                json=payload,
+                timeout=http.timeout_for(self.backend_config),
+                **self._context(name),
             )
             text, end = parse_message(body, model=name)
         except ProviderError as exc:
@@ -513,10 +548,17 @@ class AnthropicBackend(BaseBackend):
         after: str | None = None
         for _ in range(20):  # pages; a bound so a misbehaving server cannot loop us
             params = {"limit": 1000, **({"after_id": after} if after else {})}
-            body = await http.request_json(
-                "GET", f"{self.base_url}/v1/models", headers=self._headers(), params=params,
-                timeout=http.timeout_for(self.backend_config), **self._context(None),
-            ) or {}
+            body = (
+                await http.request_json(
+                    "GET",
+                    f"{self.base_url}/v1/models",
+                    headers=self._headers(),
+                    params=params,
+                    timeout=http.timeout_for(self.backend_config),
+                    **self._context(None),
+                )
+                or {}
+            )
             found.extend(str(m["id"]) for m in body.get("data") or [] if isinstance(m, dict) and m.get("id"))
             after = body.get("last_id")
             if not body.get("has_more") or not after:

@@ -208,8 +208,9 @@ class CloudBackend(BaseBackend):
             if candidate == provider:
                 return Choice(provider, info.name, info.name, f"{info.name!r} is a {provider} model")
             relayed = openrouter_id(info)
-            why = (f"{info.name!r} is a {provider} model; OpenRouter serves it as {relayed!r}"
-                   + ("" if self._ready(provider) else f" ({PROVIDERS[provider][2]} is not set)"))
+            why = f"{info.name!r} is a {provider} model; OpenRouter serves it as {relayed!r}" + (
+                "" if self._ready(provider) else f" ({PROVIDERS[provider][2]} is not set)"
+            )
             return Choice("openrouter", relayed, info.name, why)
         wanted = PROVIDERS[provider][2]
         alt = " (or OPENROUTER_API_KEY to reach it through OpenRouter)" if "openrouter" in capable else ""
@@ -242,7 +243,11 @@ class CloudBackend(BaseBackend):
         choice = self.choose(model)
         adapter = self.adapter(choice.provider)
         chunks = adapter.astream(
-            prompt, model=choice.model, system=system, temperature=temperature, max_tokens=max_tokens,
+            prompt,
+            model=choice.model,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
             **kwargs,
         )
         ended = False
@@ -276,7 +281,11 @@ class CloudBackend(BaseBackend):
         except (ProviderError, UnknownModelError) as exc:
             return self.failure(exc, model=model)
         response = await self.adapter(choice.provider).ask(
-            prompt, model=choice.model, system=system, temperature=temperature, max_tokens=max_tokens,
+            prompt,
+            model=choice.model,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
             **kwargs,
         )
         cost = response.cost
@@ -288,8 +297,9 @@ class CloudBackend(BaseBackend):
             backend=self.name,
             model=choice.name or response.model,
             cost=cost,
-            time_taken=(response.time_taken if response.time_taken is not None
-                        else time.perf_counter() - started),
+            time_taken=(
+                response.time_taken if response.time_taken is not None else time.perf_counter() - started
+            ),
             metadata=self._label(choice, response.metadata),
         )
 

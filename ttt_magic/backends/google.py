@@ -47,15 +47,30 @@ MODELS_TTL = 300.0
 
 #: Finish (or prompt block) reasons that mean Gemini withheld the answer:
 #: reported as an error, with whatever text came before kept.
-BLOCKING_REASONS = frozenset({
-    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-    "OTHER_BLOCK", "OTHER",
-})
+BLOCKING_REASONS = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "OTHER_BLOCK",
+        "OTHER",
+    }
+)
 #: gRPC status names of Gemini error bodies -> HTTP status, for errors sent inside a stream.
 STATUS_CODES = {
-    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429,
-    "CANCELLED": 499, "INTERNAL": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
 }
 
 
@@ -140,12 +155,14 @@ def error_from_body(error: dict[str, Any], *, model: str | None = None) -> Provi
     code = error.get("code") if isinstance(error.get("code"), int) else STATUS_CODES.get(name, 500)
     message = str(error.get("message") or name or "unknown error")
     where = f" for {model}" if model else ""
-    return ProviderError(f"Gemini error{where} ({name or code}): {message}", status=code,
-                         kind=name.lower() or "error")
+    return ProviderError(
+        f"Gemini error{where} ({name or code}): {message}", status=code, kind=name.lower() or "error"
+    )
 
 
-def blocked_error(reason: str, *, prompt: bool, model: str | None = None,
-                  text_so_far: int = 0) -> ProviderError:
+def blocked_error(
+    reason: str, *, prompt: bool, model: str | None = None, text_so_far: int = 0
+) -> ProviderError:
     """The error for an answer Gemini withheld: says so, and why."""
     what = "The prompt was blocked" if prompt else "The answer was blocked"
     kept = f" (the {text_so_far} characters received before it are kept)" if text_so_far else ""
@@ -202,7 +219,8 @@ class GenerateStream:
             self.safety = candidate["safetyRatings"]
         parts = (candidate.get("content") or {}).get("parts") or []
         text = "".join(
-            p["text"] for p in parts
+            p["text"]
+            for p in parts
             if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
         )
         self.chars += len(text)
@@ -225,7 +243,8 @@ class GenerateStream:
             got = f" after {self.chars} characters" if self.chars else ""
             raise ProviderError(
                 f"The Gemini stream ended without a finish reason{got}: the answer is incomplete.",
-                retryable=True, kind="truncated",
+                retryable=True,
+                kind="truncated",
             )
         metadata: dict[str, Any] = {"provider": PROVIDER}
         if self.provider_model:
@@ -237,8 +256,11 @@ class GenerateStream:
             if self.safety:
                 metadata["safety_ratings"] = self.safety
         return StreamEnd(
-            model=self.model, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
-            finish_reason=self.finish_reason, metadata=metadata,
+            model=self.model,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            finish_reason=self.finish_reason,
+            metadata=metadata,
         )
 
     def withheld(self) -> ProviderError | None:
@@ -296,8 +318,10 @@ class GeminiBackend(BaseBackend):
     def unavailable_reason(self) -> str | None:
         if self.is_available:
             return None
-        return (f"No Gemini API key: set {KEY_ENVS[0]} or {KEY_ENVS[1]} (or configure({KEY_SETTING}=...)), "
-                "or use backend='mock' offline.")
+        return (
+            f"No Gemini API key: set {KEY_ENVS[0]} or {KEY_ENVS[1]} (or configure({KEY_SETTING}=...)), "
+            "or use backend='mock' offline."
+        )
 
     @property
     def default_model(self) -> str:
@@ -336,12 +360,21 @@ class GeminiBackend(BaseBackend):
                 raise ProviderError(
                     f"Gemini rejected the API key from {env} (HTTP 400).",
                     hint=f"Check {env}: set a valid Gemini key there (or pass it with configure()).",
-                    status=400, retryable=False, kind="auth",
+                    status=400,
+                    retryable=False,
+                    kind="auth",
                 ) from None
             raise
 
-    def _request(self, prompt: str, model: str | None, system: str | None, temperature: float | None,
-                 max_tokens: int | None, kwargs: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    def _request(
+        self,
+        prompt: str,
+        model: str | None,
+        system: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[str, str, dict[str, Any]]:
         name, provider_id = resolve_model(model, self.default_model, PROVIDER)
         if provider_id.lower().startswith("gemini/"):
             provider_id = provider_id.split("/", 1)[1]
@@ -350,8 +383,13 @@ class GeminiBackend(BaseBackend):
         if max_tokens is None and self.backend_config.get("max_tokens"):
             max_tokens = int(self.backend_config["max_tokens"])
         payload = build_payload(
-            prompt, system=system, temperature=temperature, max_tokens=max_tokens,
-            history=kwargs.get("history"), stop=kwargs.get("stop"), top_p=kwargs.get("top_p"),
+            prompt,
+            system=system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            history=kwargs.get("history"),
+            stop=kwargs.get("stop"),
+            top_p=kwargs.get("top_p"),
         )
         return name, provider_id, payload
 
@@ -375,18 +413,26 @@ class GeminiBackend(BaseBackend):
         headers = self._headers()
         name, provider_id, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs)
         state = GenerateStream(model=name)
-        async with self._errors(), http.stream_request(
-            "POST", self._url(provider_id, "streamGenerateContent"), params={"alt": "sse"},
-            headers=headers, json=payload, timeout=http.timeout_for(self.backend_config),
-            **self._context(name),
-        ) as response:
+        async with (
+            self._errors(),
+            http.stream_request(
+                "POST",
+                self._url(provider_id, "streamGenerateContent"),
+                params={"alt": "sse"},
+                headers=headers,
+                json=payload,
+                timeout=http.timeout_for(self.backend_config),
+                **self._context(name),
+            ) as response,
+        ):
             async for event in wire.aiter_sse(response):
                 if not (event.data or "").strip():
                     continue
                 data = loads_or_none(event.data)
                 if data is None:
-                    raise ProviderError("Gemini sent a malformed stream chunk.", retryable=True,
-                                        kind="malformed")
+                    raise ProviderError(
+                        "Gemini sent a malformed stream chunk.", retryable=True, kind="malformed"
+                    )
                 text = state.handle(data)
                 if text:
                     yield text
@@ -418,8 +464,12 @@ class GeminiBackend(BaseBackend):
             name, provider_id, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs)
             async with self._errors():
                 body = await http.request_json(
-                    "POST", self._url(provider_id, "generateContent"), headers=headers, json=payload,
-                    timeout=http.timeout_for(self.backend_config), **self._context(name),
+                    "POST",
+                    self._url(provider_id, "generateContent"),
+                    headers=headers,
+                    json=payload,
+                    timeout=http.timeout_for(self.backend_config),
+                    **self._context(name),
                 )
             text, end = parse_response(body, model=name)
         except ProviderError as exc:
@@ -448,10 +498,17 @@ class GeminiBackend(BaseBackend):
         for _ in range(20):  # pages; bounded
             params = {"pageSize": 1000, **({"pageToken": token} if token else {})}
             async with self._errors():
-                body = await http.request_json(
-                    "GET", f"{self.base_url}/{self.api_version}/models", headers=self._headers(),
-                    params=params, timeout=http.timeout_for(self.backend_config), **self._context(None),
-                ) or {}
+                body = (
+                    await http.request_json(
+                        "GET",
+                        f"{self.base_url}/{self.api_version}/models",
+                        headers=self._headers(),
+                        params=params,
+                        timeout=http.timeout_for(self.backend_config),
+                        **self._context(None),
+                    )
+                    or {}
+                )
             for entry in body.get("models") or []:
                 if isinstance(entry, dict) and entry.get("name"):
                     methods = entry.get("supportedGenerationMethods")

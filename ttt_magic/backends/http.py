@@ -212,9 +212,7 @@ def parse_retry_after(headers: Any) -> float | None:
 
 
 # Things that look like credentials: vendor-prefixed keys, Google keys, bearer tokens.
-_KEYISH = re.compile(
-    r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?i:bearer)\s+\S+"
-)
+_KEYISH = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?i:bearer)\s+\S+")
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -270,14 +268,23 @@ def _first_line(text: str, limit: int = 240) -> str:
 
 
 _CONTEXT_WORDS = (
-    "context length", "context_length", "context window", "maximum context", "too many tokens",
-    "prompt is too long", "input is too long", "exceeds the maximum", "token count", "too long",
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+    "exceeds the maximum",
+    "token count",
+    "too long",
 )
 
 
 def _context_limit(model: str | None, message: str) -> str:
-    match = re.search(r"(?:maximum context length is|context length of|limit of|maximum of)\s*([\d,]+)",
-                      message)
+    match = re.search(
+        r"(?:maximum context length is|context length of|limit of|maximum of)\s*([\d,]+)", message
+    )
     if match:
         return match.group(1).replace(",", "")
     if model:
@@ -336,12 +343,16 @@ def error_from_status(
             return ProviderError(
                 f"{who} refused the request with the API key{where} (HTTP {status}){said}",
                 hint=_key_hint(provider, key_env) + " The key may lack access to this model or project.",
-                status=status, retryable=False, kind="auth",
+                status=status,
+                retryable=False,
+                kind="auth",
             )
         return ProviderError(
             f"{who} rejected the API key{where} (HTTP {status}).",
             hint=_key_hint(provider, key_env),
-            status=status, retryable=False, kind="auth",
+            status=status,
+            retryable=False,
+            kind="auth",
         )
 
     if (any(word in low for word in _CONTEXT_WORDS) and status in (400, 413, 422)) or "context_length" in low:
@@ -351,7 +362,9 @@ def error_from_status(
         return ProviderError(
             f"The prompt is longer than the context window{of}{lim}{said}",
             hint="Shorten the prompt or history (chat.reset()), or pick a model with a longer context.",
-            status=status, retryable=False, kind="context_length",
+            status=status,
+            retryable=False,
+            kind="context_length",
         )
 
     if status == 404:
@@ -365,12 +378,17 @@ def error_from_status(
                 hint = "List models with `ttt_magic.model_registry.list_models()` or `%ttt_models`."
             return ProviderError(
                 f"{who} has no model {model!r} (HTTP 404){said}",
-                hint=hint, status=404, retryable=False, kind="model_not_found",
+                hint=hint,
+                status=404,
+                retryable=False,
+                kind="model_not_found",
             )
         return ProviderError(
             f"{who} answered 404 Not Found{said}",
             hint="Check the backend's base URL in the configuration.",
-            status=404, retryable=False, kind="not_found",
+            status=404,
+            retryable=False,
+            kind="not_found",
         )
 
     if status == 429 or "rate_limit" in low or "resource_exhausted" in low:
@@ -378,33 +396,48 @@ def error_from_status(
             return ProviderError(
                 f"{who} says the account is out of quota (HTTP {status}){said}",
                 hint="Check the plan and billing of this API key.",
-                status=status, retryable=False, retry_after=retry_after, kind="quota",
+                status=status,
+                retryable=False,
+                retry_after=retry_after,
+                kind="quota",
             )
         wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
         return ProviderError(
             f"{who} rate limit reached{wait}{said}",
             hint="Wait a moment, or lower the request rate.",
-            status=status, retryable=True, retry_after=retry_after, kind="rate_limit",
+            status=status,
+            retryable=True,
+            retry_after=retry_after,
+            kind="rate_limit",
         )
 
     if status == 529 or "overloaded" in low:
         return ProviderError(
             f"{who} is overloaded (HTTP {status}){said}",
             hint="Try again shortly, or use another backend.",
-            status=status, retryable=True, retry_after=retry_after, kind="overloaded",
+            status=status,
+            retryable=True,
+            retry_after=retry_after,
+            kind="overloaded",
         )
 
     if status >= 500 or status in (408, 409):
         return ProviderError(
             f"{who} server error (HTTP {status}){said}",
             hint="Usually temporary: try again, or use another backend.",
-            status=status, retryable=True, retry_after=retry_after, kind="server",
+            status=status,
+            retryable=True,
+            retry_after=retry_after,
+            kind="server",
         )
 
     return ProviderError(
         f"{who} rejected the request (HTTP {status}){said}",
         hint="Check the model name and the request's parameters.",
-        status=status, retryable=False, retry_after=retry_after, kind="bad_request",
+        status=status,
+        retryable=False,
+        retry_after=retry_after,
+        kind="bad_request",
     )
 
 
@@ -424,7 +457,8 @@ def transport_error(
         message, kind = f"Timed out connecting to {provider} at {where}.", "timeout"
     elif isinstance(exc, httpx2.TimeoutException):
         message, kind = (
-            f"{provider} at {where} sent nothing for{secs or ' too long'}: the read timed out.", "timeout"
+            f"{provider} at {where} sent nothing for{secs or ' too long'}: the read timed out.",
+            "timeout",
         )
     elif isinstance(exc, httpx2.ConnectError):
         message, kind = f"Could not connect to {provider} at {where}.", "connect"
@@ -433,9 +467,11 @@ def transport_error(
     else:
         message, kind = f"Request to {provider} at {where} failed ({type(exc).__name__}).", "connection"
     hint = (
-        _start_hint(provider) if kind == "connect"
+        _start_hint(provider)
+        if kind == "connect"
         else "Usually temporary: try again; raise `timeout` in the configuration if answers are slow."
-        if kind == "timeout" else "Usually temporary: try again."
+        if kind == "timeout"
+        else "Usually temporary: try again."
     )
     return ProviderError(message, hint=hint, retryable=True, kind=kind)
 
@@ -473,7 +509,11 @@ async def stream_request(
     """
     client = get_client()
     request = client.build_request(
-        method, url, headers=dict(headers or {}), json=json, params=params,
+        method,
+        url,
+        headers=dict(headers or {}),
+        json=json,
+        params=params,
         timeout=timeout if timeout is not None else httpx2.Timeout(DEFAULT_TIMEOUT, connect=10.0),
     )
     seconds = _timeout_seconds(timeout)
@@ -488,8 +528,13 @@ async def stream_request(
             except httpx2.TransportError:
                 body = b""
             raise error_from_status(
-                response.status_code, body, response.headers,
-                provider=provider, key_env=key_env, model=model, secret=secret,
+                response.status_code,
+                body,
+                response.headers,
+                provider=provider,
+                key_env=key_env,
+                model=model,
+                secret=secret,
             )
         try:
             yield response
@@ -514,8 +559,16 @@ async def request_json(
 ) -> Any:
     """Send a request and return its decoded JSON body (errors as in ``stream_request``)."""
     async with stream_request(
-        method, url, headers=headers, json=json, params=params, timeout=timeout,
-        provider=provider, key_env=key_env, model=model, secret=secret,
+        method,
+        url,
+        headers=headers,
+        json=json,
+        params=params,
+        timeout=timeout,
+        provider=provider,
+        key_env=key_env,
+        model=model,
+        secret=secret,
     ) as response:
         body = await response.aread()
     try:
@@ -524,5 +577,6 @@ async def request_json(
         raise ProviderError(
             f"{provider} at {server_label(url)} answered with something that is not JSON.",
             hint="Check the configured base URL: it may point at a web page or a proxy.",
-            retryable=False, kind="protocol",
+            retryable=False,
+            kind="protocol",
         ) from None

@@ -51,8 +51,10 @@ def probe(
     if status is not None and not ok:
         reason = f"The Ollama server at {base_url} answered HTTP {status}."
     if not ok and reason is None:
-        reason = (f"No Ollama server at {base_url}: start it with `ollama serve`, set OLLAMA_HOST, "
-                  "or use backend='mock'.")
+        reason = (
+            f"No Ollama server at {base_url}: start it with `ollama serve`, set OLLAMA_HOST, "
+            "or use backend='mock'."
+        )
     with _probe_lock:
         _probes[base_url] = (time.monotonic(), ok, reason)
     return ok, reason
@@ -104,15 +106,17 @@ class ChatStream:
     def handle(self, line: Any) -> str:
         """Text of one line ('' when none); raises ``ProviderError`` for an error line."""
         if not isinstance(line, dict):
-            raise ProviderError(f"{PROVIDER} sent a stream line that is not a JSON object.",
-                                retryable=True, kind="malformed")
+            raise ProviderError(
+                f"{PROVIDER} sent a stream line that is not a JSON object.", retryable=True, kind="malformed"
+            )
         if line.get("error"):
             message = str(line["error"])
             retryable = not any(w in message.lower() for w in ("not found", "invalid", "unsupported"))
             raise ProviderError(
                 f"{PROVIDER} reported an error mid-answer: {message[:240]}",
                 hint="The answer so far is kept." + (" Try again." if retryable else ""),
-                retryable=retryable, kind="stream_error",
+                retryable=retryable,
+                kind="stream_error",
             )
         self.provider_model = line.get("model") or self.provider_model
         message = line.get("message") or {}
@@ -136,13 +140,20 @@ class ChatStream:
             got = f" after {self.chars} characters" if self.chars else ""
             raise ProviderError(
                 f"The {PROVIDER} stream ended before its final line{got}: the answer is incomplete.",
-                hint="Try again.", retryable=True, kind="truncated",
+                hint="Try again.",
+                retryable=True,
+                kind="truncated",
             )
         meta: dict[str, Any] = {"provider": "ollama", **self.extra}
         if self.provider_model:
             meta["provider_model"] = self.provider_model
-        return StreamEnd(model=self.model, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
-                         finish_reason=self.finish_reason, metadata=meta)
+        return StreamEnd(
+            model=self.model,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            finish_reason=self.finish_reason,
+            metadata=meta,
+        )
 
 
 class OllamaBackend(BaseBackend):
@@ -161,8 +172,11 @@ class OllamaBackend(BaseBackend):
 
     def _probe(self) -> tuple[bool, str | None]:
         cfg = self.backend_config
-        return probe(self.base_url, timeout=float(cfg.get("probe_timeout") or PROBE_TIMEOUT),
-                     ttl=float(cfg.get("probe_ttl") or PROBE_TTL))
+        return probe(
+            self.base_url,
+            timeout=float(cfg.get("probe_timeout") or PROBE_TIMEOUT),
+            ttl=float(cfg.get("probe_ttl") or PROBE_TTL),
+        )
 
     @property
     def is_available(self) -> bool:
@@ -185,8 +199,10 @@ class OllamaBackend(BaseBackend):
         wanted = self.backend_config.get("default_model")
         if wanted:
             info = model_registry.get_model(wanted)
-            owner = info.provider if info is not None else (
-                wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted)
+            owner = (
+                info.provider
+                if info is not None
+                else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
             )
             if owner in (None, "ollama", "local"):
                 return str(wanted)
@@ -203,7 +219,8 @@ class OllamaBackend(BaseBackend):
         raise ProviderError(
             f"No model is installed in the Ollama server at {self.base_url}.",
             hint="Pull one with `ollama pull llama3.2`, or set backends.local.default_model.",
-            retryable=False, kind="no_model",
+            retryable=False,
+            kind="no_model",
         )
 
     async def resolve(self, model: str | None) -> tuple[str, str]:
@@ -213,7 +230,7 @@ class OllamaBackend(BaseBackend):
         chosen = model or await self.pick_model()
         for prefix in self.prefixes:
             if chosen.startswith(prefix) and len(chosen) > len(prefix):
-                return chosen, chosen[len(prefix):]
+                return chosen, chosen[len(prefix) :]
         try:
             info = model_registry.get_model(chosen)
         except Exception:
@@ -230,19 +247,36 @@ class OllamaBackend(BaseBackend):
         now = time.monotonic()
         if self._models_cache is not None and now - self._models_cache[0] < ttl:
             return list(self._models_cache[1])
-        body = await http.request_json(
-            "GET", f"{self.base_url}/api/tags", timeout=http.timeout_for(self.backend_config),
-            provider=PROVIDER,
-        ) or {}
-        found = [str(m.get("name") or m.get("model")) for m in body.get("models") or []
-                 if isinstance(m, dict) and (m.get("name") or m.get("model"))]
+        body = (
+            await http.request_json(
+                "GET",
+                f"{self.base_url}/api/tags",
+                timeout=http.timeout_for(self.backend_config),
+                provider=PROVIDER,
+            )
+            or {}
+        )
+        found = [
+            str(m.get("name") or m.get("model"))
+            for m in body.get("models") or []
+            if isinstance(m, dict) and (m.get("name") or m.get("model"))
+        ]
         self._models_cache = (now, found)
         return list(found)
 
     # -- requests
 
-    def _payload(self, prompt: str, provider_id: str, system: str | None, temperature: float | None,
-                 max_tokens: int | None, kwargs: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    def _payload(
+        self,
+        prompt: str,
+        provider_id: str,
+        system: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        kwargs: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
         cfg = self.backend_config
         if temperature is None and cfg.get("temperature") is not None:
             temperature = cfg["temperature"]
@@ -251,9 +285,15 @@ class OllamaBackend(BaseBackend):
             if kwargs.get(key) is not None:
                 options[key] = kwargs[key]
         messages = self.build_messages(prompt, system, kwargs.get("history"))
-        return build_payload(messages, model=provider_id, temperature=temperature,
-                             max_tokens=max_tokens or cfg.get("max_tokens"), stream=stream,
-                             options=options, keep_alive=cfg.get("keep_alive"))
+        return build_payload(
+            messages,
+            model=provider_id,
+            temperature=temperature,
+            max_tokens=max_tokens or cfg.get("max_tokens"),
+            stream=stream,
+            options=options,
+            keep_alive=cfg.get("keep_alive"),
+        )
 
     async def astream(
         self,
@@ -271,8 +311,12 @@ class OllamaBackend(BaseBackend):
         payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs, stream=True)
         state = ChatStream(model=name)
         async with http.stream_request(
-            "POST", f"{self.base_url}/api/chat", json=payload,
-            timeout=http.timeout_for(self.backend_config), provider=PROVIDER, model=provider_id,
+            "POST",
+            f"{self.base_url}/api/chat",
+            json=payload,
+            timeout=http.timeout_for(self.backend_config),
+            provider=PROVIDER,
+            model=provider_id,
         ) as response:
             try:
                 async for line in wire.aiter_ndjson(response):
@@ -282,8 +326,12 @@ class OllamaBackend(BaseBackend):
                     if text:
                         yield text
             except wire.NDJSONError as exc:
-                raise ProviderError(f"{PROVIDER} sent a {exc}", hint="The answer so far is kept; try again.",
-                                    retryable=True, kind="malformed") from None
+                raise ProviderError(
+                    f"{PROVIDER} sent a {exc}",
+                    hint="The answer so far is kept; try again.",
+                    retryable=True,
+                    kind="malformed",
+                ) from None
         end = state.end()
         end.metadata["cost"] = self.cost(name, end.tokens_in, end.tokens_out)
         yield end
@@ -304,11 +352,16 @@ class OllamaBackend(BaseBackend):
         name = model
         try:
             name, provider_id = await self.resolve(model)
-            payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs,
-                                    stream=False)
+            payload = self._payload(
+                prompt, provider_id, system, temperature, max_tokens, kwargs, stream=False
+            )
             body = await http.request_json(
-                "POST", f"{self.base_url}/api/chat", json=payload,
-                timeout=http.timeout_for(self.backend_config), provider=PROVIDER, model=provider_id,
+                "POST",
+                f"{self.base_url}/api/chat",
+                json=payload,
+                timeout=http.timeout_for(self.backend_config),
+                provider=PROVIDER,
+                model=provider_id,
             )
             state = ChatStream(model=name)
             text = state.handle(body)
@@ -319,8 +372,13 @@ class OllamaBackend(BaseBackend):
         if end.finish_reason:
             metadata["finish_reason"] = end.finish_reason
         return AIResponse(
-            text, model=name, backend=self.name, tokens_in=end.tokens_in, tokens_out=end.tokens_out,
-            time_taken=time.perf_counter() - started, cost=self.cost(name, end.tokens_in, end.tokens_out),
+            text,
+            model=name,
+            backend=self.name,
+            tokens_in=end.tokens_in,
+            tokens_out=end.tokens_out,
+            time_taken=time.perf_counter() - started,
+            cost=self.cost(name, end.tokens_in, end.tokens_out),
             metadata=metadata,
         )
 
@@ -339,17 +397,23 @@ class OllamaBackend(BaseBackend):
         from . import http
 
         available, reason = probe(self.base_url, ttl=0)
-        info: dict[str, Any] = {"backend": self.name, "available": available,
-                                "base_url": http.server_label(self.base_url)}
+        info: dict[str, Any] = {
+            "backend": self.name,
+            "available": available,
+            "base_url": http.server_label(self.base_url),
+        }
         if not available:
             info["reason"] = reason
             info["models"] = []
             return info
         try:
             info["models"] = await self.models()
-            version = await http.request_json("GET", f"{self.base_url}/api/version",
-                                              timeout=http.timeout_for(self.backend_config),
-                                              provider=PROVIDER)
+            version = await http.request_json(
+                "GET",
+                f"{self.base_url}/api/version",
+                timeout=http.timeout_for(self.backend_config),
+                provider=PROVIDER,
+            )
             if isinstance(version, dict) and version.get("version"):
                 info["version"] = version["version"]
         except ProviderError as exc:

@@ -85,8 +85,11 @@ def _int(value: Any) -> int | None:
 def _error_text(data: Any) -> tuple[str, str, str]:
     err = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(err, dict):
-        return (str(err.get("message") or "no message"), str(err.get("type") or ""),
-                str(err.get("code") or ""))
+        return (
+            str(err.get("message") or "no message"),
+            str(err.get("type") or ""),
+            str(err.get("code") or ""),
+        )
     return (str(err) if err else "no message"), "", ""
 
 
@@ -100,7 +103,8 @@ def stream_error(data: Any, provider: str, *, secret: str | None = None) -> Prov
     return ProviderError(
         f"{provider} reported an error mid-stream: {redact(message, secret)[:240]}",
         hint="The answer so far is kept; try again." if retryable else None,
-        retryable=retryable, kind="stream_error",
+        retryable=retryable,
+        kind="stream_error",
     )
 
 
@@ -132,7 +136,9 @@ class ChunkStream:
         except ValueError:
             raise ProviderError(
                 f"{self.provider} sent a malformed stream event (not JSON): {raw[:60]!r}",
-                hint="The answer so far is kept; try again.", retryable=True, kind="malformed",
+                hint="The answer so far is kept; try again.",
+                retryable=True,
+                kind="malformed",
             ) from None
         if event == "error" or (isinstance(data, dict) and data.get("error")):
             raise stream_error(data, self.provider, secret=self.secret)
@@ -165,7 +171,7 @@ class ChunkStream:
         details = usage.get("completion_tokens_details") or {}
         if isinstance(details, dict) and _int(details.get("reasoning_tokens")):
             self.extra["reasoning_tokens"] = details["reasoning_tokens"]
-        cached = (usage.get("prompt_tokens_details") or {})
+        cached = usage.get("prompt_tokens_details") or {}
         if isinstance(cached, dict) and _int(cached.get("cached_tokens")):
             self.extra["cached_tokens"] = cached["cached_tokens"]
 
@@ -175,11 +181,16 @@ class ChunkStream:
             got = f" after {self.chars} characters" if self.chars else ""
             raise ProviderError(
                 f"The {self.provider} stream ended before [DONE]{got}: the answer is incomplete.",
-                hint="Try again.", retryable=True, kind="truncated",
+                hint="Try again.",
+                retryable=True,
+                kind="truncated",
             )
         return StreamEnd(
-            model=self.model, tokens_in=self.tokens_in, tokens_out=self.tokens_out,
-            finish_reason=self.finish_reason, metadata=self.metadata(),
+            model=self.model,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            finish_reason=self.finish_reason,
+            metadata=self.metadata(),
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -191,12 +202,14 @@ class ChunkStream:
         return meta
 
 
-def parse_completion(body: Any, provider: str = "OpenAI", *, model: str | None = None,
-                     secret: str | None = None) -> tuple[str, StreamEnd]:
+def parse_completion(
+    body: Any, provider: str = "OpenAI", *, model: str | None = None, secret: str | None = None
+) -> tuple[str, StreamEnd]:
     """A non-streamed ``chat.completion`` body -> (text, usage and finish reason)."""
     if not isinstance(body, dict):
-        raise ProviderError(f"{provider} returned a response that is not a JSON object.",
-                            retryable=True, kind="malformed")
+        raise ProviderError(
+            f"{provider} returned a response that is not a JSON object.", retryable=True, kind="malformed"
+        )
     if body.get("error"):
         raise stream_error(body, provider, secret=secret)
     state = ChunkStream(provider, model=model, secret=secret)
@@ -206,8 +219,9 @@ def parse_completion(body: Any, provider: str = "OpenAI", *, model: str | None =
         state._usage(body["usage"])
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ProviderError(f"{provider} returned a completion without choices.", retryable=True,
-                            kind="malformed")
+        raise ProviderError(
+            f"{provider} returned a completion without choices.", retryable=True, kind="malformed"
+        )
     message = choices[0].get("message") or {}
     text = message.get("content") if isinstance(message, dict) else None
     state.finish_reason = choices[0].get("finish_reason")
@@ -215,8 +229,11 @@ def parse_completion(body: Any, provider: str = "OpenAI", *, model: str | None =
         text = str(message["refusal"])
         state.extra["refusal"] = True
     return (text if isinstance(text, str) else ""), StreamEnd(
-        model=model, tokens_in=state.tokens_in, tokens_out=state.tokens_out,
-        finish_reason=state.finish_reason, metadata=state.metadata(),
+        model=model,
+        tokens_in=state.tokens_in,
+        tokens_out=state.tokens_out,
+        finish_reason=state.finish_reason,
+        metadata=state.metadata(),
     )
 
 
@@ -269,8 +286,10 @@ class OpenAIBackend(BaseBackend):
     def unavailable_reason(self) -> str | None:
         if self.is_available:
             return None
-        return (f"Set {self.key_env} (or configure({self.key_setting}=...)) to use {self.provider_label}, "
-                "or use backend='mock' offline.")
+        return (
+            f"Set {self.key_env} (or configure({self.key_setting}=...)) to use {self.provider_label}, "
+            "or use backend='mock' offline."
+        )
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
@@ -289,8 +308,12 @@ class OpenAIBackend(BaseBackend):
         return headers
 
     def _context(self, model: str | None) -> dict[str, Any]:
-        return {"provider": self.provider_label, "key_env": self.key_env, "model": model,
-                "secret": self._key()}
+        return {
+            "provider": self.provider_label,
+            "key_env": self.key_env,
+            "model": model,
+            "secret": self._key(),
+        }
 
     @property
     def default_model(self) -> str:
@@ -300,8 +323,10 @@ class OpenAIBackend(BaseBackend):
         wanted = self.backend_config.get("default_model")
         if wanted:
             info = _model_info(wanted)
-            owner = info.provider if info is not None else (
-                wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted)
+            owner = (
+                info.provider
+                if info is not None
+                else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
             )
             if owner in (None, self.provider):
                 return wanted
@@ -323,11 +348,20 @@ class OpenAIBackend(BaseBackend):
             return info.name, info.provider_name or info.name
         for prefix in self.prefixes:
             if chosen.lower().startswith(prefix) and len(chosen) > len(prefix):
-                return chosen, chosen[len(prefix):]
+                return chosen, chosen[len(prefix) :]
         return chosen, chosen
 
-    def _payload(self, prompt: str, provider_id: str, system: str | None, temperature: float | None,
-                 max_tokens: int | None, kwargs: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    def _payload(
+        self,
+        prompt: str,
+        provider_id: str,
+        system: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        kwargs: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
         cfg = self.backend_config
         if temperature is None and cfg.get("temperature") is not None:
             temperature = cfg["temperature"]
@@ -335,8 +369,15 @@ class OpenAIBackend(BaseBackend):
             max_tokens = cfg["max_tokens"]
         messages = self.build_messages(prompt, system, kwargs.get("history"))
         extra = {k: kwargs.get(k) for k in ("stop", "top_p", "seed", "presence_penalty", "frequency_penalty")}
-        return build_payload(messages, model=provider_id, temperature=temperature, max_tokens=max_tokens,
-                             stream=stream, extra=extra, reasoning=self._reasoning(provider_id))
+        return build_payload(
+            messages,
+            model=provider_id,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stream=stream,
+            extra=extra,
+            reasoning=self._reasoning(provider_id),
+        )
 
     def _reasoning(self, provider_id: str) -> bool:
         """Name rules, or the catalogue marking an OpenAI model as a reasoning one."""
@@ -368,8 +409,12 @@ class OpenAIBackend(BaseBackend):
         payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs, stream=True)
         state = ChunkStream(self.provider_label, model=name, secret=self._key())
         async with http.stream_request(
-            "POST", self.chat_url, headers=headers, json=payload,
-            timeout=http.timeout_for(self.backend_config), **self._context(name),
+            "POST",
+            self.chat_url,
+            headers=headers,
+            json=payload,
+            timeout=http.timeout_for(self.backend_config),
+            **self._context(name),
         ) as response:
             async for event in wire.aiter_sse(response):
                 if state.done:  # read on to the body's end so the connection can be reused
@@ -400,11 +445,16 @@ class OpenAIBackend(BaseBackend):
         try:
             headers = self._headers()
             name, provider_id = self.resolve(model)
-            payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs,
-                                    stream=False)
+            payload = self._payload(
+                prompt, provider_id, system, temperature, max_tokens, kwargs, stream=False
+            )
             body = await http.request_json(
-                "POST", self.chat_url, headers=headers, json=payload,
-                timeout=http.timeout_for(self.backend_config), **self._context(name),
+                "POST",
+                self.chat_url,
+                headers=headers,
+                json=payload,
+                timeout=http.timeout_for(self.backend_config),
+                **self._context(name),
             )
             text, end = parse_completion(body, self.provider_label, model=name, secret=self._key())
         except ProviderError as exc:
@@ -413,8 +463,13 @@ class OpenAIBackend(BaseBackend):
         if end.finish_reason:
             metadata["finish_reason"] = end.finish_reason
         return AIResponse(
-            text, model=name, backend=self.name, tokens_in=end.tokens_in, tokens_out=end.tokens_out,
-            time_taken=time.perf_counter() - started, cost=self.cost(name, end.tokens_in, end.tokens_out),
+            text,
+            model=name,
+            backend=self.name,
+            tokens_in=end.tokens_in,
+            tokens_out=end.tokens_out,
+            time_taken=time.perf_counter() - started,
+            cost=self.cost(name, end.tokens_in, end.tokens_out),
             metadata=metadata,
         )
 
@@ -437,10 +492,16 @@ class OpenAIBackend(BaseBackend):
             return list(self._models_cache[1])
         if self.key_setting and not self.is_available:
             return []
-        body = await http.request_json(
-            "GET", f"{self.base_url}/models", headers=self._headers(),
-            timeout=http.timeout_for(self.backend_config), **self._context(None),
-        ) or {}
+        body = (
+            await http.request_json(
+                "GET",
+                f"{self.base_url}/models",
+                headers=self._headers(),
+                timeout=http.timeout_for(self.backend_config),
+                **self._context(None),
+            )
+            or {}
+        )
         found = [str(m["id"]) for m in body.get("data") or [] if isinstance(m, dict) and m.get("id")]
         if isinstance(configured, list) and configured and not found:
             found = [str(m) for m in configured]
@@ -547,7 +608,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
             )
         prefix = f"{self.name}/"
         if chosen.startswith(prefix) and len(chosen) > len(prefix):
-            return chosen, chosen[len(prefix):]
+            return chosen, chosen[len(prefix) :]
         info = _model_info(chosen)
         if info is not None and info.provider in (self.name, self.provider):
             return info.name, info.provider_name or info.name

@@ -133,8 +133,9 @@ class SSEDecoder:
             self._event = None
             self._retry = None
             return None
-        event = SSEEvent(event=self._event or None, data="\n".join(self._data), id=self._last_id,
-                         retry=self._retry)
+        event = SSEEvent(
+            event=self._event or None, data="\n".join(self._data), id=self._last_id, retry=self._retry
+        )
         self._data = []
         self._has_data = False
         self._event = None

@@ -32,8 +32,15 @@ DEFAULT_CHAT = "default"
 #: Seconds of model silence after which the view is refreshed with what it holds.
 HEARTBEAT = 0.25
 WIDGETS_HINT = "pip install 'ttt-magic[widgets]' for the selector panel"
-_MIRRORED = ("default_backend", "default_model", "stream", "footer", "timeout", "raise_on_error",
-             "interpolation_limit")
+_MIRRORED = (
+    "default_backend",
+    "default_model",
+    "stream",
+    "footer",
+    "timeout",
+    "raise_on_error",
+    "interpolation_limit",
+)
 
 
 # --------------------------------------------------------------------------- option parsing
@@ -115,8 +122,15 @@ class TTTMagics(Magics):
     timeout = Float(None, allow_none=True, help="Seconds allowed for each attempt.")
     raise_on_error = Bool(None, allow_none=True, help="Make failed answers raise (for CI).")
     interpolation_limit = Int(None, allow_none=True, help="Characters of one {variable} before truncation.")
-    for _trait in (default_backend, default_model, stream, footer, timeout, raise_on_error,
-                   interpolation_limit):
+    for _trait in (
+        default_backend,
+        default_model,
+        stream,
+        footer,
+        timeout,
+        raise_on_error,
+        interpolation_limit,
+    ):
         _trait.tag(config=True)
     del _trait
 
@@ -190,15 +204,26 @@ class TTTMagics(Magics):
     @magic_arguments()
     @argument("-m", "--model", help="Model name or alias (see %%ttt_models).")
     @argument("-b", "--backend", help="Backend: cloud, local, mock, or any registered name.")
-    @argument("-s", "--system", help="System prompt (quote it: -s \"be brief\").")
+    @argument("-s", "--system", help='System prompt (quote it: -s "be brief").')
     @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
     @argument("--max-tokens", type=int, help="Upper bound on the answer's length in tokens.")
-    @argument("-f", "--format", choices=FORMATS, default="markdown",
-              help="How to show the answer: markdown (default), text, code, json, html.")
+    @argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default="markdown",
+        help="How to show the answer: markdown (default), text, code, json, html.",
+    )
     @argument("-o", "--out", metavar="VAR", help="Also store the answer (an AIResponse) in VAR.")
-    @argument("-c", "--chat", nargs="?", const=DEFAULT_CHAT, default=None, metavar="NAME",
-              help="Continue a conversation (named NAME, or the default one). "
-                   "On a %%ask line write --chat=NAME.")
+    @argument(
+        "-c",
+        "--chat",
+        nargs="?",
+        const=DEFAULT_CHAT,
+        default=None,
+        metavar="NAME",
+        help="Continue a conversation (named NAME, or the default one). On a %%ask line write --chat=NAME.",
+    )
     @argument("--new", action="store_true", help="Start the conversation afresh (implies --chat).")
     @argument("--no-stream", action="store_true", help="Show the answer once, when complete.")
     @argument("--insert", action="store_true", help="Put the answer's code in a new cell below.")
@@ -270,8 +295,13 @@ class TTTMagics(Magics):
             prompt = interpolate(prompt, namespace, settings.interpolation_limit)
             if system:
                 system = interpolate(system, namespace, settings.interpolation_limit)
-        call = {"model": opts.model, "backend": opts.backend, "system": system,
-                "temperature": opts.temperature, "max_tokens": opts.max_tokens}
+        call = {
+            "model": opts.model,
+            "backend": opts.backend,
+            "system": system,
+            "temperature": opts.temperature,
+            "max_tokens": opts.max_tokens,
+        }
         call = {k: v for k, v in call.items() if v is not None}
         streaming = bool(settings.stream) and not opts.no_stream
         view = self._make_view(opts.format, bool(settings.footer))
@@ -288,8 +318,10 @@ class TTTMagics(Magics):
                 except KeyboardInterrupt:
                     answer.close()
                     partial = answer.response or AIResponse(
-                        answer.text, error="Interrupted: the answer is incomplete.",
-                        metadata={"interrupted": True})
+                        answer.text,
+                        error="Interrupted: the answer is incomplete.",
+                        metadata={"interrupted": True},
+                    )
                     view.finish(partial, interrupted=True, text=answer.text)
                     self._store(partial, opts.out)
                     raise
@@ -298,8 +330,9 @@ class TTTMagics(Magics):
                 try:
                     response = chat.ask(prompt, **call) if chat is not None else api.ask(prompt, **call)
                 except KeyboardInterrupt:
-                    partial = AIResponse("", error="Interrupted: no answer yet.",
-                                         metadata={"interrupted": True})
+                    partial = AIResponse(
+                        "", error="Interrupted: no answer yet.", metadata={"interrupted": True}
+                    )
                     view.finish(partial, interrupted=True, text="")
                     self._store(partial, opts.out)
                     raise
@@ -328,8 +361,9 @@ class TTTMagics(Magics):
 
         conversation = self.chats.get(opts.chat)
         if conversation is None or opts.new:
-            conversation = api.chat(system=call.get("system"), model=call.get("model"),
-                                    backend=call.get("backend"))
+            conversation = api.chat(
+                system=call.get("system"), model=call.get("model"), backend=call.get("backend")
+            )
             self.chats[opts.chat] = conversation
         return conversation
 
@@ -359,8 +393,9 @@ class TTTMagics(Magics):
         assignments = [w for w in words if not w.startswith("--")]
         unknown = flags - {"--show", "--reset"}
         if unknown:
-            return self._show_error(f"Unknown option {sorted(unknown)[0]}.",
-                                    "Use key=value, --show or --reset.")
+            return self._show_error(
+                f"Unknown option {sorted(unknown)[0]}.", "Use key=value, --show or --reset."
+            )
         try:
             if "--reset" in flags:
                 reset()
@@ -428,8 +463,9 @@ class TTTMagics(Magics):
 
             box = widgets.ask_box()
         except ImportError:
-            return self._show_error("The ask box needs ipywidgets.", WIDGETS_HINT.replace(
-                "the selector panel", "the ask box"))
+            return self._show_error(
+                "The ask box needs ipywidgets.", WIDGETS_HINT.replace("the selector panel", "the ask box")
+            )
         self._display_obj(box)
         return None
 
@@ -496,8 +532,11 @@ def _parse_assignments(words: list[str]) -> dict[str, Any]:
 def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     out = dict(low)
     for key, value in high.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(
-            value, dict) else value
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(out.get(key), dict) and isinstance(value, dict)
+            else value
+        )
     return out
 
 
@@ -524,8 +563,12 @@ def _config_table(settings: Any, note: str | None = None) -> Any:
 
     files = ", ".join(str(p) for p in settings.files) or "none found"
     extra = f"Config files: {files}."
-    return Table("ttt-magic configuration", ["setting", "value", "source"], settings.rows(),
-                 note=f"{extra}\n{note}" if note else extra)
+    return Table(
+        "ttt-magic configuration",
+        ["setting", "value", "source"],
+        settings.rows(),
+        note=f"{extra}\n{note}" if note else extra,
+    )
 
 
 def models_report(pattern: str = "") -> Any:
@@ -551,14 +594,30 @@ def models_report(pattern: str = "") -> Any:
         hay = " ".join([info.name, info.provider, *info.aliases, info.description]).lower()
         if wanted and wanted not in hay:
             continue
-        rows.append([info.name, info.provider, ", ".join(info.aliases), info.speed, info.quality,
-                     info.context_length or "", price(info)])
-    alias_rows = [[a, target] for a, target in sorted(aliases.items())
-                  if not wanted or wanted in a.lower() or wanted in target.lower()]
+        rows.append(
+            [
+                info.name,
+                info.provider,
+                ", ".join(info.aliases),
+                info.speed,
+                info.quality,
+                info.context_length or "",
+                price(info),
+            ]
+        )
+    alias_rows = [
+        [a, target]
+        for a, target in sorted(aliases.items())
+        if not wanted or wanted in a.lower() or wanted in target.lower()
+    ]
     title = f"Models matching {pattern!r}" if pattern else "Models"
     return Report(
-        Table(title, ["model", "provider", "aliases", "speed", "quality", "context", "$/Mtok in / out"],
-              rows, note=f"{len(rows)} models."),
+        Table(
+            title,
+            ["model", "provider", "aliases", "speed", "quality", "context", "$/Mtok in / out"],
+            rows,
+            note=f"{len(rows)} models.",
+        ),
         Table("Aliases", ["alias", "model"], alias_rows),
     )
 
@@ -574,13 +633,26 @@ def status_report(session: dict[str, Any], chats: dict[str, Any] | None = None) 
     backend_rows = []
     for name in sorted(entries):
         ok, reason = backend_registry.availability(name)
-        backend_rows.append([name, "yes" if ok else "no", reason or entries[name].description,
-                             entries[name].source])
-    plugin_rows = [[r.name, r.status, ", ".join(r.backends), r.error or "; ".join(r.notes), r.source]
-                   for r in plugin_records()]
-    usage = Table("This session", ["calls", "failures", "tokens in", "tokens out", "cost"],
-                  [[session["calls"], session["failures"], session["tokens_in"], session["tokens_out"],
-                    f"${session['cost']:.4f}"]])
+        backend_rows.append(
+            [name, "yes" if ok else "no", reason or entries[name].description, entries[name].source]
+        )
+    plugin_rows = [
+        [r.name, r.status, ", ".join(r.backends), r.error or "; ".join(r.notes), r.source]
+        for r in plugin_records()
+    ]
+    usage = Table(
+        "This session",
+        ["calls", "failures", "tokens in", "tokens out", "cost"],
+        [
+            [
+                session["calls"],
+                session["failures"],
+                session["tokens_in"],
+                session["tokens_out"],
+                f"${session['cost']:.4f}",
+            ]
+        ],
+    )
     parts: list[Any] = [
         Table("Backends", ["backend", "available", "reason / description", "source"], backend_rows),
         Table("Plugins", ["plugin", "status", "backends", "error / notes", "source"], plugin_rows),
@@ -632,9 +704,10 @@ def unload_ipython_extension(ipython: Any) -> None:
         return
     for kind, table in magics.magics.items():
         for name in table:
-            if manager.magics.get(kind, {}).get(name) is not None and getattr(
-                manager.magics[kind][name], "__self__", None
-            ) is magics:
+            if (
+                manager.magics.get(kind, {}).get(name) is not None
+                and getattr(manager.magics[kind][name], "__self__", None) is magics
+            ):
                 del manager.magics[kind][name]
     configurables = getattr(ipython, "configurables", None)
     if configurables is not None:

@@ -56,8 +56,7 @@ MIN_INTERVAL = 0.05  # seconds: at most 20 updates a second
 MAX_INTERVAL = 5.0  # seconds: never longer between updates while text arrives
 PACE = 20  # the bytes sent stay about PACE times the answer's size
 ERROR_STYLE = (
-    "border-left: 4px solid #d9534f; padding: 4px 12px; margin: 4px 0; "
-    "background: rgba(217, 83, 79, 0.08)"
+    "border-left: 4px solid #d9534f; padding: 4px 12px; margin: 4px 0; background: rgba(217, 83, 79, 0.08)"
 )
 
 Bundle = dict[str, Any]
@@ -181,7 +180,7 @@ def error_bundle(message: str, hint: str | None = None) -> Bundle:
     """A short styled message (no traceback): HTML with a red left border, plain text with the hint."""
     body = f"<b>ttt-magic:</b> {html.escape(message)}"
     if hint:
-        body += f"<br><span style=\"opacity: 0.8\">{html.escape(hint)}</span>"
+        body += f'<br><span style="opacity: 0.8">{html.escape(hint)}</span>'
     plain = f"ttt-magic: {message}" + (f"\n{hint}" if hint else "")
     return {"text/html": f'<div style="{ERROR_STYLE}">{body}</div>', "text/plain": plain}
 
@@ -346,8 +345,9 @@ class StreamView:
     def finish(self, response: Any = None, *, interrupted: bool = False, text: str | None = None) -> None:
         """The final update: the whole answer, marks, footer and provenance. Always sent."""
         final_text = self.text if text is None else text
-        data, metadata = final_bundle(final_text, self.fmt, response, footer=self.footer,
-                                      interrupted=interrupted)
+        data, metadata = final_bundle(
+            final_text, self.fmt, response, footer=self.footer, interrupted=interrupted
+        )
         if self.shown:
             self.publisher.update(data, metadata)
         else:

@@ -19,8 +19,9 @@ MAX_CELL = 60
 class Table:
     """A titled table of strings, with an optional note under it."""
 
-    def __init__(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
-                 note: str | None = None) -> None:
+    def __init__(
+        self, title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], note: str | None = None
+    ) -> None:
         self.title = title
         self.columns = list(columns)
         self.rows = [["" if v is None else str(v) for v in row] for row in rows]
@@ -52,13 +53,16 @@ class Table:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th style=\"text-align: left\">{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td style=\"text-align: left\">{html.escape(v)}</td>" for v in row) + "</tr>"
-            for row in self.rows
-        ) or f"<tr><td colspan=\"{len(self.columns)}\"><em>(none)</em></td></tr>"
+        head = "".join(f'<th style="text-align: left">{html.escape(c)}</th>' for c in self.columns)
+        body = (
+            "".join(
+                "<tr>" + "".join(f'<td style="text-align: left">{html.escape(v)}</td>' for v in row) + "</tr>"
+                for row in self.rows
+            )
+            or f'<tr><td colspan="{len(self.columns)}"><em>(none)</em></td></tr>'
+        )
         title = f"<b>{html.escape(self.title)}</b>" if self.title else ""
-        note = f"<div style=\"opacity: 0.8\">{html.escape(self.note)}</div>" if self.note else ""
+        note = f'<div style="opacity: 0.8">{html.escape(self.note)}</div>' if self.note else ""
         return f"<div>{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}</div>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:

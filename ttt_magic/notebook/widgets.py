@@ -190,8 +190,9 @@ def _register_listed_model(name: str, backend: str) -> None:
     from ..registry import model_registry
 
     if name and backend != AUTO and model_registry.get_model(name) is None:
-        model_registry.add_model(ModelInfo(name=name, provider=backend,
-                                           description=f"listed by the {backend} backend"))
+        model_registry.add_model(
+            ModelInfo(name=name, provider=backend, description=f"listed by the {backend} backend")
+        )
 
 
 def _backend_rows() -> list[tuple[str, bool, str | None]]:
@@ -239,39 +240,77 @@ class SelectorsPanel:
         self.backend = w.Dropdown(description="Backend", layout=wide, style=desc)
         self.reason = w.HTML()
         self.model = w.Dropdown(description="Model", layout=wide, style=desc)
-        self.refresh = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"),
-                                tooltip="List the backend's models again")
+        self.refresh = w.Button(
+            description="Refresh",
+            icon="refresh",
+            layout=w.Layout(width="100px"),
+            tooltip="List the backend's models again",
+        )
         self.status = w.HTML()
-        self.use_temperature = w.Checkbox(description="Set temperature", indent=False,
-                                          layout=w.Layout(width="140px"))
-        self.temperature = w.FloatSlider(value=0.7, min=0.0, max=2.0, step=0.05, readout_format=".2f",
-                                         continuous_update=False, disabled=True,
-                                         layout=w.Layout(width="280px"))
-        self.max_tokens = w.BoundedIntText(value=0, min=0, max=10_000_000, description="Max tokens",
-                                           layout=w.Layout(width="260px"), style=desc)
+        self.use_temperature = w.Checkbox(
+            description="Set temperature", indent=False, layout=w.Layout(width="140px")
+        )
+        self.temperature = w.FloatSlider(
+            value=0.7,
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            readout_format=".2f",
+            continuous_update=False,
+            disabled=True,
+            layout=w.Layout(width="280px"),
+        )
+        self.max_tokens = w.BoundedIntText(
+            value=0,
+            min=0,
+            max=10_000_000,
+            description="Max tokens",
+            layout=w.Layout(width="260px"),
+            style=desc,
+        )
         self.stream = w.Checkbox(description="Stream answers as they arrive", indent=False)
-        self.system = w.Textarea(placeholder="System prompt (empty: none)", description="System prompt",
-                                 continuous_update=False, rows=3, layout=w.Layout(width="560px"), style=desc)
+        self.system = w.Textarea(
+            placeholder="System prompt (empty: none)",
+            description="System prompt",
+            continuous_update=False,
+            rows=3,
+            layout=w.Layout(width="560px"),
+            style=desc,
+        )
         self.backends_table = w.HTML()
         details = w.Accordion(children=[self.backends_table])
         details.set_title(0, "All backends")
         details.selected_index = None
 
         for control, css in [
-            (self.backend, "ttt-backend"), (self.reason, "ttt-backend-reason"), (self.model, "ttt-model"),
-            (self.refresh, "ttt-refresh"), (self.status, "ttt-status"), (self.temperature, "ttt-temperature"),
-            (self.use_temperature, "ttt-use-temperature"), (self.max_tokens, "ttt-max-tokens"),
-            (self.stream, "ttt-stream"), (self.system, "ttt-system"), (details, "ttt-backends"),
+            (self.backend, "ttt-backend"),
+            (self.reason, "ttt-backend-reason"),
+            (self.model, "ttt-model"),
+            (self.refresh, "ttt-refresh"),
+            (self.status, "ttt-status"),
+            (self.temperature, "ttt-temperature"),
+            (self.use_temperature, "ttt-use-temperature"),
+            (self.max_tokens, "ttt-max-tokens"),
+            (self.stream, "ttt-stream"),
+            (self.system, "ttt-system"),
+            (details, "ttt-backends"),
         ]:
             control.add_class(css)
 
-        self.widget = w.VBox([
-            w.HTML("<b>ttt-magic settings</b> <small>(changes apply to the next question)</small>"),
-            self.backend, self.reason,
-            w.HBox([self.model, self.refresh]), self.status,
-            w.HBox([self.use_temperature, self.temperature]),
-            self.max_tokens, self.stream, self.system, details,
-        ])
+        self.widget = w.VBox(
+            [
+                w.HTML("<b>ttt-magic settings</b> <small>(changes apply to the next question)</small>"),
+                self.backend,
+                self.reason,
+                w.HBox([self.model, self.refresh]),
+                self.status,
+                w.HBox([self.use_temperature, self.temperature]),
+                self.max_tokens,
+                self.stream,
+                self.system,
+                details,
+            ]
+        )
         self.widget.add_class("ttt-panel")
         self.widget.ttt_panel = self  # reach the controller from the displayed widget
 
@@ -351,8 +390,9 @@ class SelectorsPanel:
         lines = ["<table class='ttt-backends-table'><tr><th>backend</th><th>status</th><th>reason</th></tr>"]
         for name, ok, reason in self._rows:
             state = "available" if ok else "unavailable"
-            lines.append(f"<tr><td>{html.escape(name)}</td><td>{state}</td>"
-                         f"<td>{html.escape(reason or '')}</td></tr>")
+            lines.append(
+                f"<tr><td>{html.escape(name)}</td><td>{state}</td><td>{html.escape(reason or '')}</td></tr>"
+            )
         lines.append("</table>")
         return "".join(lines)
 
@@ -427,8 +467,9 @@ class SelectorsPanel:
             return  # the backend was changed meanwhile: this list is stale
         self.refresh.disabled = False
         if error is not None:
-            self.status.value = (f"<small>✗ Could not list the models of {html.escape(name)}: "
-                                 f"{html.escape(error)}</small>")
+            self.status.value = (
+                f"<small>✗ Could not list the models of {html.escape(name)}: {html.escape(error)}</small>"
+            )
             self._fetched.pop(name, None)
             self._apply_models(name, status=False)
             return
@@ -445,9 +486,11 @@ class SelectorsPanel:
         if status:
             from_backend = self._fetched.get(name, [])
             count = len(set(catalogue_models(name)) | set(from_backend))
-            self.status.value = (f"<small>{count} models for {html.escape(name)} "
-                                 f"({len(catalogue_models(name))} in the catalogue, "
-                                 f"{len(from_backend)} listed by the backend)</small>")
+            self.status.value = (
+                f"<small>{count} models for {html.escape(name)} "
+                f"({len(catalogue_models(name))} in the catalogue, "
+                f"{len(from_backend)} listed by the backend)</small>"
+            )
 
     # ------------------------------------------------------------------ widget -> configuration
 
@@ -485,9 +528,9 @@ class SelectorsPanel:
     def _on_temperature(self, _change: dict[str, Any]) -> None:
         self.temperature.disabled = not self.use_temperature.value
         if not self._syncing:
-            self._set_request_default("temperature",
-                                      round(float(self.temperature.value), 4) if self.use_temperature.value
-                                      else None)
+            self._set_request_default(
+                "temperature", round(float(self.temperature.value), 4) if self.use_temperature.value else None
+            )
 
     def _on_max_tokens(self, change: dict[str, Any]) -> None:
         if not self._syncing:
@@ -521,8 +564,11 @@ class SelectorsPanel:
         """Show ``settings``: backend, model list and model, streaming, request defaults."""
         backend = settings.default_backend
         rows = _backend_rows()  # a plugin may have appeared, a key may have been set
-        if rows != self._rows or backend not in [v for _, v in self.backend.options] \
-                or backend != self.backend.value:
+        if (
+            rows != self._rows
+            or backend not in [v for _, v in self.backend.options]
+            or backend != self.backend.value
+        ):
             self._rows = rows
             self._set_backend_options(backend)
         current = settings.default_model
@@ -635,8 +681,15 @@ class AskBox:
 
     STOPPED = "*(stopped: partial answer)*"
 
-    def __init__(self, system: str | None = None, model: str | None = None, backend: str | None = None,
-                 *, settings: bool = False, **defaults: Any) -> None:
+    def __init__(
+        self,
+        system: str | None = None,
+        model: str | None = None,
+        backend: str | None = None,
+        *,
+        settings: bool = False,
+        **defaults: Any,
+    ) -> None:
         w = _ipywidgets()
         from ..api import chat
 
@@ -648,20 +701,31 @@ class AskBox:
         self.last_response: Any = None
         self._turn: _Turn | None = None
 
-        self.prompt = w.Textarea(placeholder="Ask a question, then press Ask", rows=3,
-                                 layout=w.Layout(width="100%"))
+        self.prompt = w.Textarea(
+            placeholder="Ask a question, then press Ask", rows=3, layout=w.Layout(width="100%")
+        )
         self.ask_button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
-        self.new_button = w.Button(description="New conversation", icon="eraser",
-                                   layout=w.Layout(width="auto"))
+        self.new_button = w.Button(
+            description="New conversation", icon="eraser", layout=w.Layout(width="auto")
+        )
         self.status = w.HTML()
         self.transcript = w.VBox([])
-        for control, css in [(self.prompt, "ttt-prompt"), (self.ask_button, "ttt-ask"),
-                             (self.stop_button, "ttt-stop"), (self.new_button, "ttt-new"),
-                             (self.status, "ttt-askbox-status"), (self.transcript, "ttt-transcript")]:
+        for control, css in [
+            (self.prompt, "ttt-prompt"),
+            (self.ask_button, "ttt-ask"),
+            (self.stop_button, "ttt-stop"),
+            (self.new_button, "ttt-new"),
+            (self.status, "ttt-askbox-status"),
+            (self.transcript, "ttt-transcript"),
+        ]:
             control.add_class(css)
-        parts = [self.transcript, self.prompt,
-                 w.HBox([self.ask_button, self.stop_button, self.new_button]), self.status]
+        parts = [
+            self.transcript,
+            self.prompt,
+            w.HBox([self.ask_button, self.stop_button, self.new_button]),
+            self.status,
+        ]
         self.settings: SelectorsPanel | None = None
         if settings:  # the selectors panel, folded, above the conversation (for dashboards)
             self.settings = SelectorsPanel()
@@ -794,8 +858,14 @@ class AskBox:
         self.stop_button.disabled = True
 
 
-def ask_box(system: str | None = None, model: str | None = None, backend: str | None = None,
-            *, settings: bool = False, **defaults: Any) -> Any:
+def ask_box(
+    system: str | None = None,
+    model: str | None = None,
+    backend: str | None = None,
+    *,
+    settings: bool = False,
+    **defaults: Any,
+) -> Any:
     """A chat box (ipywidgets ``VBox``; its controller is ``.ttt_askbox``) for demos and Voila.
 
     ``system``/``model``/``backend`` fix them for this conversation (else the
