@@ -165,6 +165,9 @@ def test_config_traits_mirror_into_configure(shell):
     assert settings.default_backend == "echo"
     shell.run_line_magic("config", "TTTMagics.default_backend = None")
     assert get_config().default_backend == "auto"
+    shell.run_line_magic("config", "TTTMagics.temperature = 0.25")
+    shell.run_line_magic("config", "TTTMagics.system = 'Answer in one line.'")
+    assert (get_config().temperature, get_config().system) == (0.25, "Answer in one line.")
     assert any(isinstance(c, TTTMagics) for c in shell.configurables)
 
 

@@ -40,6 +40,9 @@ _MIRRORED = (
     "timeout",
     "raise_on_error",
     "interpolation_limit",
+    "temperature",
+    "max_tokens",
+    "system",
 )
 
 
@@ -122,6 +125,9 @@ class TTTMagics(Magics):
     timeout = Float(None, allow_none=True, help="Seconds allowed for each attempt.")
     raise_on_error = Bool(None, allow_none=True, help="Make failed answers raise (for CI).")
     interpolation_limit = Int(None, allow_none=True, help="Characters of one {variable} before truncation.")
+    temperature = Float(None, allow_none=True, help="Default sampling temperature (0-2).")
+    max_tokens = Int(None, allow_none=True, help="Default limit on an answer's length in tokens.")
+    system = Unicode(None, allow_none=True, help="Default system prompt.")
     for _trait in (
         default_backend,
         default_model,
@@ -130,6 +136,9 @@ class TTTMagics(Magics):
         timeout,
         raise_on_error,
         interpolation_limit,
+        temperature,
+        max_tokens,
+        system,
     ):
         _trait.tag(config=True)
     del _trait
