@@ -151,6 +151,11 @@ def topic(prompt: str, max_words: int = 8) -> str:
                 text = text[len(filler) + 1 :].lstrip(" ,")
                 low = text.lower()
                 changed = True
+    question = re.match(
+        r"(?:what|how)\s+(?:(?:a|an|the)\s+)?(.+?)\s+(?:is|are|does|do|works)$", text, re.I
+    )
+    if question:  # "what a list comprehension is" -> "list comprehension"
+        text = question.group(1)
     words = text.split()
     cut = " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
     return cut.strip(" .?!:;,") or "your message"
@@ -266,7 +271,9 @@ def _pretty(lang: str) -> str:
 
 
 def _explanation(subject: str) -> list[str]:
-    title = subject[:1].upper() + subject[1:]
+    first = subject.split(" ", 1)[0]
+    code_like = any(c in first for c in "._()[]")  # df.shape stays df.shape
+    title = subject if code_like else subject[:1].upper() + subject[1:]
     bullets = (
         f"- **What it is:** {subject} is best understood by the problem it solves.\n"
         "- **How it works:** break it into small steps and follow the data through each one.\n"
