@@ -151,9 +151,7 @@ def topic(prompt: str, max_words: int = 8) -> str:
                 text = text[len(filler) + 1 :].lstrip(" ,")
                 low = text.lower()
                 changed = True
-    question = re.match(
-        r"(?:what|how)\s+(?:(?:a|an|the)\s+)?(.+?)\s+(?:is|are|does|do|works)$", text, re.I
-    )
+    question = re.match(r"(?:what|how)\s+(?:(?:a|an|the)\s+)?(.+?)\s+(?:is|are|does|do|works)$", text, re.I)
     if question:  # "what a list comprehension is" -> "list comprehension"
         text = question.group(1)
     words = text.split()
