@@ -65,8 +65,7 @@ class Unavailable(BaseBackend):
 
 @pytest.fixture(autouse=True)
 def clean_widget_state():
-    """Fresh session defaults, model cache and test backends for every test."""
-    widgets.session_defaults.update(temperature=None, max_tokens=None, system=None)
+    """Fresh model cache and test backends for every test (the config is reset by conftest)."""
     widgets._model_cache.clear()
     SlowModels.release.clear()
     SlowModels.calls = 0
@@ -80,8 +79,6 @@ def clean_widget_state():
         backend_registry.unregister(cls.backend_name)
     for name in ("mock-1", "mock-fast", "echo", "slow-a", "slow-b"):
         model_registry.remove_model(name)
-    widgets._session_listeners.clear()
-    widgets.session_defaults.update(temperature=None, max_tokens=None, system=None)
 
 
 def make_panel(made: list[Any]) -> widgets.SelectorsPanel:
@@ -185,6 +182,8 @@ def test_stream_toggle_and_request_defaults(clean_widget_state):
     panel.system.value = "  Answer like a pirate.  "
     expected = {"temperature": 0.3, "max_tokens": 40, "system": "Answer like a pirate."}
     assert widgets.request_defaults() == expected
+    settings = config.get_config()  # the panel writes the configuration: every %%ask uses it
+    assert (settings.temperature, settings.max_tokens, settings.system) == (0.3, 40, "Answer like a pirate.")
     panel.use_temperature.value = False
     panel.max_tokens.value = 0
     panel.system.value = ""
@@ -236,7 +235,7 @@ def test_a_backend_registered_later_appears_on_the_next_change(clean_widget_stat
         backend_registry.unregister("latecomer")
 
 
-def test_session_defaults_set_elsewhere_update_the_panel(clean_widget_state):
+def test_request_defaults_set_elsewhere_update_the_panel(clean_widget_state):
     panel = make_panel(clean_widget_state)
     widgets.set_default("temperature", 1.25)
     widgets.set_default("system", "Be brief.")
@@ -489,23 +488,14 @@ def test_ask_box_can_carry_the_settings_panel(clean_widget_state):
     assert widgets.AskBox(backend="echo").settings is None
 
 
-def test_request_defaults_use_configure_once_they_are_config_keys(clean_widget_state, monkeypatch):
-    """When config.SCHEMA gains temperature/max_tokens/system, the panel binds them like the rest."""
-    monkeypatch.setitem(
-        config.SCHEMA,
-        "temperature",
-        config.Setting("temperature", lambda v: float(v), None, "sampling temperature"),
-    )
-    config.reset()
+def test_request_defaults_follow_configure(clean_widget_state):
+    """temperature/max_tokens/system are configuration keys: the panel binds them like the rest."""
     panel = make_panel(clean_widget_state)
     panel.use_temperature.value = True
     panel.temperature.value = 0.4
     assert config.get_config().temperature == 0.4
-    assert widgets.session_defaults["temperature"] is None  # the configuration holds it, not the session
     config.configure(temperature=1.5)
     assert panel.temperature.value == 1.5 and panel.use_temperature.value
     assert widgets.request_defaults() == {"temperature": 1.5}
     config.configure(temperature=None)
     assert not panel.use_temperature.value and panel.temperature.disabled
-    monkeypatch.delitem(config.SCHEMA, "temperature")
-    config.reset()  # recompute without the borrowed key before the next test

@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 __all__ = [
+    "REQUEST_KEYS",
     "WIDGETS_HINT",
     "AskBox",
     "SelectorsPanel",
@@ -38,16 +39,15 @@ __all__ = [
     "available",
     "panel",
     "request_defaults",
-    "session_defaults",
     "set_default",
 ]
 
 #: One line telling how to get the widgets, for ``%ttt_config`` without ipywidgets.
 WIDGETS_HINT = "Install ipywidgets for the interactive panel: pip install 'ttt-magic[widgets]'"
 
-#: Request defaults that are not configuration keys (yet): the panel writes them,
-#: the ask box (and the API, if it chooses to) reads them through ``request_defaults()``.
-session_defaults: dict[str, Any] = {"temperature": None, "max_tokens": None, "system": None}
+#: The request defaults the panel edits; they are configuration keys, so every call
+#: (``%%ask``, ``ask()``, the ask box) uses them when it names none of its own.
+REQUEST_KEYS = ("temperature", "max_tokens", "system")
 
 #: How long one listing of a backend's models may take before the panel gives up (seconds).
 FETCH_TIMEOUT = 15.0
@@ -76,48 +76,25 @@ def _ipywidgets() -> Any:
 # --------------------------------------------------------------------------- request defaults
 
 
-def _schema() -> dict[str, Any]:
-    from ..config import SCHEMA
-
-    return SCHEMA
-
-
 def get_default(key: str) -> Any:
-    """A request default: the configuration's value when it is a config key, else the session's."""
-    if key in _schema():
-        from ..config import get_config
+    """A request default (temperature, max_tokens or system) from the configuration."""
+    from ..config import get_config
 
-        return get_config().get(key)
-    return session_defaults.get(key)
+    return get_config().get(key)
 
 
 def set_default(key: str, value: Any) -> None:
-    """Set a request default (None unsets it): through ``configure()`` when it is a config key."""
-    if key in _schema():
-        from ..config import configure
+    """Set a request default through ``configure()``; None unsets it."""
+    if key not in REQUEST_KEYS:
+        raise KeyError(f"unknown request default {key!r}; known: {', '.join(REQUEST_KEYS)}")
+    from ..config import configure
 
-        configure(**{key: value})
-        return
-    if key not in session_defaults:
-        raise KeyError(f"unknown request default {key!r}; known: {', '.join(session_defaults)}")
-    session_defaults[key] = value
-    _notify_session_change()
-
-
-_session_listeners: list[Callable[[], None]] = []
-
-
-def _notify_session_change() -> None:
-    for callback in list(_session_listeners):
-        try:
-            callback()
-        except Exception:
-            pass
+    configure(**{key: value})
 
 
 def request_defaults() -> dict[str, Any]:
-    """temperature / max_tokens / system set in the panel (only those that are set)."""
-    return {k: v for k in session_defaults if (v := get_default(k)) is not None}
+    """The request defaults that are set (what the panel shows)."""
+    return {k: v for k in REQUEST_KEYS if (v := get_default(k)) is not None}
 
 
 # --------------------------------------------------------------------------- loops
@@ -337,15 +314,7 @@ class SelectorsPanel:
             else:
                 me._config_changed()
 
-        def on_session() -> None:
-            me = ref()
-            if me is not None:
-                me._run_on_kernel(me._session_changed)
-
-        unsubscribe = subscribe(on_config)
-        self._unsubscribe = unsubscribe
-        _session_listeners.append(on_session)
-        self._session_callback = on_session
+        self._unsubscribe = unsubscribe = subscribe(on_config)
 
     # ------------------------------------------------------------------ helpers
 
@@ -368,8 +337,6 @@ class SelectorsPanel:
     def close(self) -> None:
         """Stop following the configuration and close the widgets."""
         self._unsubscribe()
-        if self._session_callback in _session_listeners:
-            _session_listeners.remove(self._session_callback)
         _close_tree(self.widget)
 
     # ------------------------------------------------------------------ backend list
@@ -581,10 +548,6 @@ class SelectorsPanel:
             self.stream.value = bool(settings.stream)
             self._show_request_defaults()
 
-    def _session_changed(self) -> None:
-        with self._quiet():
-            self._show_request_defaults()
-
     def _show_request_defaults(self) -> None:
         temperature = get_default("temperature")
         self.use_temperature.value = temperature is not None
@@ -695,7 +658,6 @@ class AskBox:
 
         self._w = w
         self._loop = _running_loop()
-        self._own_system = system is not None
         self.chat = chat(system=system, model=model, backend=backend, **defaults)
         self.task: asyncio.Task[Any] | None = None
         self.last_response: Any = None
@@ -779,12 +741,6 @@ class AskBox:
         self.transcript.children = ()
         self.status.value = "<small>New conversation.</small>"
 
-    def _request_options(self) -> dict[str, Any]:
-        options = request_defaults()
-        if self._own_system:
-            options.pop("system", None)
-        return options
-
     async def _answer(self, prompt: str, turn: _Turn) -> None:
         from ..config import get_config
 
@@ -804,7 +760,7 @@ class AskBox:
         stream = None
         try:
             if get_config().stream:
-                stream = self.chat.astream(prompt, **self._request_options())
+                stream = self.chat.astream(prompt)
                 async for chunk in stream:
                     parts.append(chunk)
                     delay = throttle.wait(sum(map(len, parts)))
@@ -816,7 +772,7 @@ class AskBox:
                         pending = loop.call_later(delay, redraw)
                 response = stream.response
             else:
-                response = await self.chat.aask(prompt, **self._request_options())
+                response = await self.chat.aask(prompt)
                 parts = [response.text]
         except asyncio.CancelledError:
             stopped = True
