@@ -243,3 +243,28 @@ def test_heartbeat_yields_empty_chunks_while_the_source_is_silent():
     assert "" in chunks  # the silences were reported
     plain = list(stream("a b", backend="words"))
     assert "" not in plain  # only when asked for
+
+
+def test_interpreter_exits_cleanly_with_a_stream_left_open(tmp_path):
+    """A script that abandons a running stream still exits at once, with nothing on stderr."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "abandon.py"
+    script.write_text(
+        "import ttt_magic\n"
+        "from ttt_magic import configure, stream\n"
+        "configure(backends={'mock': {'delay': 0.05}})\n"
+        "answer = stream('Explain recursion in detail', backend='mock')\n"
+        "print(next(iter(answer)) != '')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**__import__("os").environ, "TTT_MOCK_DELAY": "0.05"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert result.stderr == ""
