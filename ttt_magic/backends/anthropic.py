@@ -14,10 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..errors import BackendUnavailable, ProviderError
+from ..errors import ProviderError
 from ..models import AIResponse, Message, StreamEnd
-from ..secrets import reveal
-from .base import BaseBackend
+from .keyed import KeyedBackend
 
 __all__ = [
     "API_VERSION",
@@ -371,35 +370,16 @@ def model_cost(name: str | None, tokens_in: int | None, tokens_out: int | None) 
     return info.cost(tokens_in, tokens_out) if info is not None else None
 
 
-class AnthropicBackend(BaseBackend):
+class AnthropicBackend(KeyedBackend):
     """Anthropic's Claude models through the Messages API (``POST /v1/messages``)."""
 
     backend_name = "anthropic"
-
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        super().__init__(config)
-        self.base_url = str(
-            self.backend_config.get("anthropic_base_url") or "https://api.anthropic.com"
-        ).rstrip("/")
-        self._models_cache: tuple[float, list[str]] | None = None
-
-    # -- identity
-
-    def _key(self) -> str | None:
-        return reveal(self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key"))
-
-    @property
-    def is_available(self) -> bool:
-        return bool(self._key())
-
-    @property
-    def unavailable_reason(self) -> str | None:
-        if self.is_available:
-            return None
-        return (
-            f"No Anthropic API key: set {KEY_ENV} (or configure({KEY_SETTING}=...)), "
-            "or use backend='mock' offline."
-        )
+    provider = PROVIDER
+    provider_label = "Anthropic"
+    key_setting = KEY_SETTING
+    key_envs = (KEY_ENV,)
+    base_url_setting = "anthropic_base_url"
+    default_base_url = "https://api.anthropic.com"
 
     @property
     def default_model(self) -> str:
@@ -410,17 +390,7 @@ class AnthropicBackend(BaseBackend):
         return int(max_tokens or configured or DEFAULT_MAX_TOKENS)
 
     def _headers(self) -> dict[str, str]:
-        key = self._key()
-        if not key:
-            raise BackendUnavailable(
-                "No Anthropic API key is set.",
-                hint=f"Set {KEY_ENV} or configure({KEY_SETTING}=...), or use backend='mock' offline.",
-            )
-        return build_headers(key)
-
-    def _context(self, model: str | None) -> dict[str, Any]:
-        """What ``backends.http`` needs to word errors for Anthropic (and scrub the key from them)."""
-        return {"provider": "Anthropic", "key_env": KEY_ENV, "model": model, "secret": self._key()}
+        return build_headers(self._require_key())
 
     def _request(
         self,

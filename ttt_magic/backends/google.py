@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import BackendUnavailable, ProviderError
+from ..errors import ProviderError
 from ..models import AIResponse, Message, StreamEnd
-from ..secrets import reveal
 from .anthropic import (
     catalogue_default,
     configured_default,
@@ -26,7 +25,7 @@ from .anthropic import (
     resolve_model,
     response_from_end,
 )
-from .base import BaseBackend
+from .keyed import KeyedBackend
 
 __all__ = [
     "BLOCKING_REASONS",
@@ -292,61 +291,27 @@ def parse_response(body: Any, *, model: str | None = None) -> tuple[str, StreamE
 # --------------------------------------------------------------------------- backend
 
 
-class GeminiBackend(BaseBackend):
+class GeminiBackend(KeyedBackend):
     """Google's Gemini models through the Gemini API (``generativelanguage.googleapis.com``)."""
 
     backend_name = "google"
+    provider = PROVIDER
+    provider_label = "Gemini"
+    key_setting = KEY_SETTING
+    key_envs = KEY_ENVS
+    base_url_setting = "gemini_base_url"
+    default_base_url = "https://generativelanguage.googleapis.com"
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
-        self.base_url = str(
-            self.backend_config.get("gemini_base_url") or "https://generativelanguage.googleapis.com"
-        ).rstrip("/")
         self.api_version = str(self.backend_config.get("api_version") or API_VERSION).strip("/")
-        self._models_cache: tuple[float, list[str]] | None = None
-
-    # -- identity
-
-    def _key(self) -> str | None:
-        return reveal(self.backend_config.get(KEY_SETTING) or self.backend_config.get("api_key"))
-
-    @property
-    def is_available(self) -> bool:
-        return bool(self._key())
-
-    @property
-    def unavailable_reason(self) -> str | None:
-        if self.is_available:
-            return None
-        return (
-            f"No Gemini API key: set {KEY_ENVS[0]} or {KEY_ENVS[1]} (or configure({KEY_SETTING}=...)), "
-            "or use backend='mock' offline."
-        )
 
     @property
     def default_model(self) -> str:
         return configured_default(self.backend_config, PROVIDER, catalogue_default(PROVIDER, DEFAULT_MODEL))
 
     def _headers(self) -> dict[str, str]:
-        key = self._key()
-        if not key:
-            raise BackendUnavailable(
-                "No Gemini API key is set.",
-                hint=f"Set {KEY_ENVS[0]} or configure({KEY_SETTING}=...), or use backend='mock' offline.",
-            )
-        return build_headers(key)
-
-    def _context(self, model: str | None) -> dict[str, Any]:
-        """What ``backends.http`` needs to word errors for Gemini (and scrub the key from them)."""
-        return {"provider": "Gemini", "key_env": self._key_env(), "model": model, "secret": self._key()}
-
-    def _key_env(self) -> str:
-        """The variable the key came from, for messages (GEMINI_API_KEY unless only GOOGLE_API_KEY is set)."""
-        import os
-
-        if not os.environ.get(KEY_ENVS[0]) and os.environ.get(KEY_ENVS[1]):
-            return KEY_ENVS[1]
-        return KEY_ENVS[0]
+        return build_headers(self._require_key())
 
     @contextlib.asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
@@ -356,7 +321,7 @@ class GeminiBackend(BaseBackend):
         except ProviderError as exc:
             text = str(exc)
             if exc.status == 400 and ("API key not valid" in text or "API_KEY_INVALID" in text):
-                env = self._key_env()
+                env = self.key_env
                 raise ProviderError(
                     f"Gemini rejected the API key from {env} (HTTP 400).",
                     hint=f"Check {env}: set a valid Gemini key there (or pass it with configure()).",

@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import BackendUnavailable, ProviderError
 from ..models import AIResponse, Message, ModelInfo, StreamEnd
 from ..secrets import reveal
-from .base import BaseBackend
+from .keyed import KeyedBackend
 
 __all__ = [
     "ChunkStream",
@@ -249,7 +249,7 @@ def _model_info(name: str) -> ModelInfo | None:
 # --------------------------------------------------------------------------- backends
 
 
-class OpenAIBackend(BaseBackend):
+class OpenAIBackend(KeyedBackend):
     """OpenAI's models through Chat Completions (``POST /chat/completions``)."""
 
     backend_name = "openai"
@@ -259,37 +259,12 @@ class OpenAIBackend(BaseBackend):
     base_url_setting = "openai_base_url"
     default_base_url = "https://api.openai.com/v1"
     key_setting: str | None = "openai_api_key"
-    key_env: str | None = "OPENAI_API_KEY"
+    key_envs: tuple[str, ...] = ("OPENAI_API_KEY",)
     fallback_model = "gpt-4o-mini"
     #: Model-name prefixes stripped before sending (``openai/gpt-4o`` -> ``gpt-4o``).
     prefixes: tuple[str, ...] = ("openai/",)
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        super().__init__(config)
-        cfg = self.backend_config
-        base = cfg.get("base_url") or cfg.get(self.base_url_setting) or self.default_base_url
-        self.base_url = str(base).rstrip("/")
-        self._models_cache: tuple[float, list[str]] | None = None
-
     # -- identity and configuration
-
-    def _key(self) -> str | None:
-        cfg = self.backend_config
-        value = cfg.get("api_key") or (cfg.get(self.key_setting) if self.key_setting else None)
-        return reveal(value)
-
-    @property
-    def is_available(self) -> bool:
-        return bool(self._key())
-
-    @property
-    def unavailable_reason(self) -> str | None:
-        if self.is_available:
-            return None
-        return (
-            f"Set {self.key_env} (or configure({self.key_setting}=...)) to use {self.provider_label}, "
-            "or use backend='mock' offline."
-        )
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
@@ -297,23 +272,11 @@ class OpenAIBackend(BaseBackend):
         if key:
             headers["authorization"] = f"Bearer {key}"
         elif self.key_setting:
-            raise BackendUnavailable(
-                f"No {self.provider_label} API key is set.",
-                hint=f"Set {self.key_env} or configure({self.key_setting}=...), "
-                "or use backend='mock' offline.",
-            )
+            self._require_key()  # raises, saying how to set one
         extra = self.backend_config.get("headers")
         if isinstance(extra, dict):
             headers.update({str(k): str(v) for k, v in extra.items()})
         return headers
-
-    def _context(self, model: str | None) -> dict[str, Any]:
-        return {
-            "provider": self.provider_label,
-            "key_env": self.key_env,
-            "model": model,
-            "secret": self._key(),
-        }
 
     @property
     def default_model(self) -> str:
@@ -525,7 +488,7 @@ class OpenRouterBackend(OpenAIBackend):
     base_url_setting = "openrouter_base_url"
     default_base_url = "https://openrouter.ai/api/v1"
     key_setting = "openrouter_api_key"
-    key_env = "OPENROUTER_API_KEY"
+    key_envs = ("OPENROUTER_API_KEY",)
     fallback_model = "openai/gpt-4o-mini"
     prefixes = ("openrouter/",)
 
@@ -547,7 +510,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
     backend_name = "openai-compatible"
     provider_label = "OpenAI-compatible server"
     key_setting = None
-    key_env = None
+    key_envs = ()
     fallback_model = ""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -557,7 +520,8 @@ class OpenAICompatibleBackend(OpenAIBackend):
         self.provider = self._name
         self.provider_label = self._name
         self.prefixes = (f"{self._name}/",)
-        self.key_env = cfg.get("api_key_env") or None
+        env = cfg.get("api_key_env")
+        self.key_envs = (str(env),) if env else ()
 
     @property
     def name(self) -> str:
