@@ -151,7 +151,9 @@ def topic(prompt: str, max_words: int = 8) -> str:
                 text = text[len(filler) + 1 :].lstrip(" ,")
                 low = text.lower()
                 changed = True
-    question = re.match(r"(?:what|how)\s+(?:(?:a|an|the)\s+)?(.+?)\s+(?:is|are|does|do|works)$", text, re.I)
+    question = re.match(
+        r"(?:what|how)\s+(?:(?:a|an|the)\s+)?(.+?)\s+(?:is|are|does|do|works)[.?!]*$", text, re.I
+    )
     if question:  # "what a list comprehension is" -> "list comprehension"
         text = question.group(1)
     words = text.split()
@@ -216,6 +218,8 @@ def _code_body(lang: str, subject: str, name: str, variant: int) -> str:
             f"# {subject}\nset -euo pipefail\nfor file in *.txt; do\n"
             '  echo "processing $file"\n  wc -l "$file"\ndone',
         ]
+    elif lang == "python" and re.search(r"\b(pandas|dataframe|df)\b", subject, re.I):
+        bodies = [_pandas_body(subject)]
     elif lang == "python":
         bodies = [
             f'def {name}(items):\n    """{subject[:1].upper() + subject[1:]}."""\n    result = []\n'
@@ -235,6 +239,22 @@ def _code_body(lang: str, subject: str, name: str, variant: int) -> str:
         note = "(the mock writes real code only for a few languages)"
         bodies = [f"{comment} {subject}{close}\n{comment} {note}{close}"]
     return bodies[variant % len(bodies)]
+
+
+def _pandas_body(subject: str) -> str:
+    """A pandas sketch that fits the request's verb, for data-exploration demos."""
+    low = subject.lower()
+    if re.search(r"\b(drop|remove|delete|clean)", low) and re.search(
+        r"\b(empty|missing|na|nan|null|blank)", low
+    ):
+        step = 'df = df.dropna(how="all")  # rows where every value is missing'
+    elif re.search(r"\b(group|aggregate|per|by)\b", low):
+        step = "summary = df.groupby(df.columns[0]).mean(numeric_only=True)\nprint(summary)"
+    elif re.search(r"\b(sort|rank|order)", low):
+        step = "df = df.sort_values(df.columns[0])"
+    else:
+        step = "print(df.describe(include='all'))"
+    return f"# {subject}\nimport pandas as pd\n\n{step}\nprint(df.shape)"
 
 
 def _code(subject: str, lang: str, name: str) -> list[str]:

@@ -290,3 +290,14 @@ def test_mock_through_the_api():
     assert answer.tokens_out and answer.tokens_in
     failed = api.ask("[fail]", backend="mock")
     assert failed.failed and "[fail]" in failed.error
+
+
+def test_pandas_requests_get_pandas_code():
+    from ttt_magic import ask
+
+    dropped = ask("Write pandas code that drops the empty rows of this DataFrame", backend="mock")
+    assert 'df.dropna(how="all")' in dropped and "```python" in dropped
+    grouped = ask("Write pandas code that groups the df by city", backend="mock")
+    assert "groupby" in grouped
+    plain = ask("Write python code that sorts a list of numbers", backend="mock")
+    assert "import pandas" not in plain

@@ -88,7 +88,8 @@ topic = "sorting"
 """),
     code("""
 %%ask
-I have the list {numbers}. Explain {topic} it. Braces like {"json": true} or {undefined} stay as written.
+I have the list {numbers}. Explain how {topic} works on it.
+Braces like {"json": true} or {undefined} stay as written.
 """),
     md("""
 ## One-line questions
