@@ -701,11 +701,6 @@ def reset() -> None:
     _notify(current)
 
 
-def programmatic_layer() -> dict[str, Any]:
-    with _store.lock:
-        return dict(_store.programmatic)
-
-
 def subscribe(callback: Callable[[Settings], None]) -> Callable[[], None]:
     """Call ``callback(settings)`` after every ``configure()``/``reset()``; returns an unsubscribe."""
     _store.listeners.append(callback)

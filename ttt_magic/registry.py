@@ -369,10 +369,6 @@ class BackendRegistry:
             reason = None
         return False, reason or f"Backend {name!r} reports itself unavailable."
 
-    def cached_instances(self) -> list[Any]:
-        with self._lock:
-            return [inst for _, inst, _ in self._instances.values()]
-
 
 def _first_line(obj: Any) -> str:
     doc = getattr(obj, "__doc__", None) or ""

@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["Runner", "SyncStream", "get_runner", "iterate", "loop", "run"]
+__all__ = ["Runner", "SyncStream", "iterate", "loop", "run"]
 
 T = TypeVar("T")
 
@@ -233,10 +233,6 @@ def _wait(future: concurrent.futures.Future[T], timeout: float | None) -> T:
 
 _runner = Runner()
 atexit.register(_runner.shutdown)
-
-
-def get_runner() -> Runner:
-    return _runner
 
 
 def loop() -> asyncio.AbstractEventLoop:
