@@ -268,3 +268,13 @@ def test_interpreter_exits_cleanly_with_a_stream_left_open(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
     assert result.stderr == ""
+
+
+def test_breaking_out_of_an_unnamed_stream_cancels_it():
+    """`for chunk in stream(...): break` leaves nothing running once the loop lets go of it."""
+    Words.delay = 0.02
+    for i, _ in enumerate(stream(" ".join(["w"] * 500), backend="words")):
+        if i == 2:
+            break
+    assert Words.closed.wait(2)
+    assert runner.run(_other_tasks()) == []

@@ -197,9 +197,11 @@ class _Answer:
 class AnswerStream(_Answer):
     """Iterate to get text chunks as they arrive; ``.response`` is the final answer.
 
-    The request starts on the first ``next()``. ``close()`` or Ctrl-C while
-    waiting cancels it (closing the HTTP response); ``.response`` then holds the
-    text received so far, marked interrupted.
+    The request starts on the first ``next()``. ``close()`` (or leaving a
+    ``with`` block), Ctrl-C while waiting, or dropping the last reference to the
+    stream (``break`` out of ``for chunk in stream(...)``) cancels it and closes
+    the HTTP response; after ``close()`` or Ctrl-C, ``.response`` holds the text
+    received so far, marked interrupted.
     """
 
     def __init__(
@@ -218,7 +220,10 @@ class AnswerStream(_Answer):
         if self.response is not None:
             raise StopIteration
         if self._iterator is None:
-            self._iterator = runner.iterate(lambda: router.stream(self.route, self.request, self._outcome))
+            # The factory holds the request, not this object, so dropping the last
+            # reference to a stream (e.g. `break` in a for loop over it) cancels it.
+            route, request, outcome = self.route, self.request, self._outcome
+            self._iterator = runner.iterate(lambda: router.stream(route, request, outcome))
             if self.heartbeat:
                 self._iterator.idle = (self.heartbeat, "")
         try:

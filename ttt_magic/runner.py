@@ -150,8 +150,11 @@ class SyncStream(Iterator[T]):
     """
 
     def __init__(self, factory: Callable[[], AsyncIterator[T]], loop: asyncio.AbstractEventLoop) -> None:
-        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._finished = threading.Event()
+        # The pump must not refer to ``self``: the running task would keep this object
+        # alive, and dropping the last reference to it would no longer cancel anything.
+        items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        finished = threading.Event()
+        self._items, self._finished = items, finished
         self._closed = False
         #: When set to (seconds, value): ``next()`` returns ``value`` after that long with no
         #: item, so a reader can refresh a display while the source is silent.
@@ -160,15 +163,15 @@ class SyncStream(Iterator[T]):
         async def pump() -> None:
             try:
                 async for item in factory():
-                    self._items.put(("item", item))
+                    items.put(("item", item))
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
-                self._items.put(("error", exc))
+                items.put(("error", exc))
             else:
-                self._items.put(("done", None))
+                items.put(("done", None))
             finally:
-                self._finished.set()
+                finished.set()
 
         self._future = asyncio.run_coroutine_threadsafe(pump(), loop)
 
