@@ -476,11 +476,12 @@ def _convert(key: Any, raw: Any) -> Any:
 # --------------------------------------------------------------------------- layers
 
 
-def _merge(low: Any, high: Any) -> Any:
+def deep_merge(low: Any, high: Any) -> Any:
+    """``high`` over ``low``; mappings merge key by key, recursively, anything else is replaced."""
     if isinstance(low, dict) and isinstance(high, dict):
         out = dict(low)
         for key, value in high.items():
-            out[key] = _merge(out.get(key), value) if key in out else value
+            out[key] = deep_merge(out.get(key), value) if key in out else value
         return out
     return high
 
@@ -616,10 +617,10 @@ def _compute(stamps: tuple[tuple[str, Any], ...]) -> Settings:
     def apply(layer: dict[str, Any], source: str) -> None:
         for key, value in layer.items():
             if SCHEMA[key].merge and sources[key] != DEFAULT_SOURCE:
-                values[key] = _merge(values[key], value)
+                values[key] = deep_merge(values[key], value)
                 sources[key] = f"{source} + {sources[key]}"
             elif SCHEMA[key].merge:
-                values[key] = _merge(values[key], value)
+                values[key] = deep_merge(values[key], value)
                 sources[key] = source
             else:
                 values[key] = value
@@ -677,7 +678,7 @@ def configure(**settings: Any) -> Settings:
             if value is None:
                 _store.programmatic.pop(key, None)
             elif SCHEMA[key].merge and key in _store.programmatic:
-                _store.programmatic[key] = _merge(_store.programmatic[key], value)
+                _store.programmatic[key] = deep_merge(_store.programmatic[key], value)
             else:
                 _store.programmatic[key] = value
         _store.version += 1

@@ -24,7 +24,9 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe
 
+from .options import BadInput, parse_assignments, split_line, split_words
 from .render import FORMATS, StreamView, TerminalView, error_bundle, extract_code
+from .reports import config_table, models_report, shown_value, status_report
 
 __all__ = ["DEFAULT_CHAT", "TTTMagics", "load_ipython_extension", "split_line", "unload_ipython_extension"]
 
@@ -44,71 +46,6 @@ _MIRRORED = (
     "max_tokens",
     "system",
 )
-
-
-# --------------------------------------------------------------------------- option parsing
-
-
-def _read_token(line: str, pos: int) -> tuple[str, int]:
-    """One shell-like word starting at ``pos`` (quotes group, and are removed); returns (word, end)."""
-    out: list[str] = []
-    n = len(line)
-    while pos < n and not line[pos].isspace():
-        char = line[pos]
-        if char in "'\"":
-            close = line.find(char, pos + 1)
-            if close < 0:
-                out.append(line[pos + 1 :])
-                pos = n
-                break
-            out.append(line[pos + 1 : close])
-            pos = close + 1
-        else:
-            out.append(char)
-            pos += 1
-    return "".join(out), pos
-
-
-def split_line(line: str, parser: Any) -> tuple[list[str], str]:
-    """Split ``%ask`` options from the prompt: options first, the rest of the line verbatim.
-
-    The prompt is not tokenised, so apostrophes and quotes in it survive
-    (``%ask what's {x}?``). An option taking a value consumes the next word
-    (quotes allowed: ``-s "be brief"``). ``-c``/``--chat`` never takes the next
-    word on a line (it would be the prompt's first word): write ``--chat=NAME``
-    or ``-cNAME``. ``--`` ends the options.
-    """
-    actions = parser._option_string_actions
-    tokens: list[str] = []
-    pos, n = 0, len(line)
-    while True:
-        while pos < n and line[pos].isspace():
-            pos += 1
-        if pos >= n or line[pos] != "-":
-            break
-        word, end = _read_token(line, pos)
-        if word == "--":
-            pos = end
-            break
-        name = word.split("=", 1)[0]
-        action = actions.get(name)
-        if action is None and not word.startswith("--") and word[:2] in actions:
-            action, name = actions[word[:2]], word[:2]  # -cNAME, -t0.5
-            if action.nargs == 0:
-                action = None
-        if action is None:
-            break  # "-1 is negative?": the prompt starts here
-        tokens.append(word)
-        pos = end
-        takes_value = action.nargs is None or action.nargs == 1
-        attached = "=" in word or (name != word and not word.startswith("--"))
-        if takes_value and not attached:
-            while pos < n and line[pos].isspace():
-                pos += 1
-            if pos < n:
-                value, pos = _read_token(line, pos)
-                tokens.append(value)
-    return tokens, line[pos:].strip()
 
 
 # --------------------------------------------------------------------------- the magics
@@ -251,7 +188,7 @@ class TTTMagics(Magics):
         """
         try:
             opts, prompt = self._parse_ask(line, cell)
-        except (IPythonUsageError, _BadInput) as exc:
+        except (IPythonUsageError, BadInput) as exc:
             return self._usage_failure(str(exc), None, None)
         try:
             self._run_ask(opts, prompt)
@@ -271,11 +208,11 @@ class TTTMagics(Magics):
         if cell is not None and opts.prompt:
             prompt = " ".join(opts.prompt) + "\n" + cell
         if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
-            raise _BadInput(f"-o needs a variable name, not {opts.out!r}.")
+            raise BadInput(f"-o needs a variable name, not {opts.out!r}.")
         if opts.new and opts.chat is None:
             opts.chat = DEFAULT_CHAT
         if not prompt.strip():
-            raise _BadInput("Nothing to ask: write the prompt after %ask, or in the cell below %%ask.")
+            raise BadInput("Nothing to ask: write the prompt after %ask, or in the cell below %%ask.")
         return opts, prompt
 
     def _usage_failure(self, message: str, hint: str | None, out: str | None) -> None:
@@ -410,20 +347,20 @@ class TTTMagics(Magics):
                 reset()
                 print("Configuration reset: values set by %ttt_config / configure() are forgotten.")
             if assignments:
-                changes = _parse_assignments(assignments)
+                changes = parse_assignments(assignments)
                 from ..config import configure
 
                 configure(**changes)
                 settings = get_config()
                 for key in changes:
-                    print(f"{key} = {_shown(settings, key)}  ({settings.source(key)})")
+                    print(f"{key} = {shown_value(settings, key)}  ({settings.source(key)})")
             if "--show" in flags:
-                self._display_obj(_config_table(get_config()))
+                self._display_obj(config_table(get_config()))
             if not words:
                 self._config_panel()
         except ConfigError as exc:
             self._show_error(exc.message, exc.hint)
-        except _BadInput as exc:
+        except BadInput as exc:
             self._show_error(str(exc))
         return None
 
@@ -440,9 +377,9 @@ class TTTMagics(Magics):
             else:
                 self._display_obj(panel)
                 return
-            self._display_obj(_config_table(get_config(), note=WIDGETS_HINT))
+            self._display_obj(config_table(get_config(), note=WIDGETS_HINT))
             return
-        self._display_obj(_config_table(get_config()))
+        self._display_obj(config_table(get_config()))
 
     def _display_obj(self, obj: Any) -> None:
         if self.rich:
@@ -477,199 +414,6 @@ class TTTMagics(Magics):
             )
         self._display_obj(box)
         return None
-
-
-class _BadInput(Exception):
-    """A problem with what was typed after a magic: shown as a short message."""
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def split_words(line: str) -> list[str]:
-    """Split on spaces outside quotes and brackets: ``models=[{name: a, provider: b}]`` is one word.
-
-    Quotes stay in the word so that YAML can read ``system="be brief"`` as a string.
-    """
-    words: list[str] = []
-    buf: list[str] = []
-    depth = 0
-    quote: str | None = None
-    for char in line:
-        if quote:
-            buf.append(char)
-            if char == quote:
-                quote = None
-            continue
-        if char in "'\"":
-            quote = char
-        elif char in "[{(":
-            depth += 1
-        elif char in "]})":
-            depth = max(0, depth - 1)
-        elif char.isspace() and depth == 0:
-            if buf:
-                words.append("".join(buf))
-                buf = []
-            continue
-        buf.append(char)
-    if buf:
-        words.append("".join(buf))
-    return words
-
-
-def _parse_assignments(words: list[str]) -> dict[str, Any]:
-    """``key=value`` words to configure() keywords; dotted keys nest (``backends.mock.delay=0``)."""
-    changes: dict[str, Any] = {}
-    for word in words:
-        key, sep, raw = word.partition("=")
-        if not sep or not key:
-            raise _BadInput(f"Expected key=value, got {word!r}.")
-        value = _parse_value(raw)
-        parts = key.split(".")
-        if len(parts) > 1:
-            nested: Any = value
-            for part in reversed(parts[1:]):
-                nested = {part: nested}
-            value = nested
-            if isinstance(changes.get(parts[0]), dict):
-                value = _deep_merge(changes[parts[0]], value)
-        changes[parts[0]] = value
-    return changes
-
-
-def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
-    out = dict(low)
-    for key, value in high.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(out.get(key), dict) and isinstance(value, dict)
-            else value
-        )
-    return out
-
-
-def _parse_value(raw: str) -> Any:
-    if raw == "":
-        return None
-    import yaml
-
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-
-
-def _shown(settings: Any, key: str) -> str:
-    for name, value, _source in settings.rows():
-        if name == key:
-            return value
-    return str(settings.get(key))
-
-
-def _config_table(settings: Any, note: str | None = None) -> Any:
-    from .tables import Table
-
-    files = ", ".join(str(p) for p in settings.files) or "none found"
-    extra = f"Config files: {files}."
-    return Table(
-        "ttt-magic configuration",
-        ["setting", "value", "source"],
-        settings.rows(),
-        note=f"{extra}\n{note}" if note else extra,
-    )
-
-
-def models_report(pattern: str = "") -> Any:
-    """``%ttt_models``: the models table and the aliases table, filtered by ``pattern``."""
-    from ..plugins import ensure_discovered
-    from ..registry import model_registry
-    from .tables import Report, Table
-
-    ensure_discovered()
-    wanted = pattern.lower()
-    models = model_registry.list_models()
-    aliases = model_registry.list_aliases()
-
-    def price(info: Any) -> str:
-        if info.input_cost_per_mtok is not None or info.output_cost_per_mtok is not None:
-            return f"{info.input_cost_per_mtok or 0:g} / {info.output_cost_per_mtok or 0:g}"
-        if info.cost_per_token is not None:
-            return f"{info.cost_per_token * 1e6:g} / {info.cost_per_token * 1e6:g}"
-        return ""
-
-    rows = []
-    for info in sorted(models, key=lambda m: (m.provider, m.name)):
-        hay = " ".join([info.name, info.provider, *info.aliases, info.description]).lower()
-        if wanted and wanted not in hay:
-            continue
-        rows.append(
-            [
-                info.name,
-                info.provider,
-                ", ".join(info.aliases),
-                info.speed,
-                info.quality,
-                info.context_length or "",
-                price(info),
-            ]
-        )
-    alias_rows = [
-        [a, target]
-        for a, target in sorted(aliases.items())
-        if not wanted or wanted in a.lower() or wanted in target.lower()
-    ]
-    title = f"Models matching {pattern!r}" if pattern else "Models"
-    return Report(
-        Table(
-            title,
-            ["model", "provider", "aliases", "speed", "quality", "context", "$/Mtok in / out"],
-            rows,
-            note=f"{len(rows)} models.",
-        ),
-        Table("Aliases", ["alias", "model"], alias_rows),
-    )
-
-
-def status_report(session: dict[str, Any], chats: dict[str, Any] | None = None) -> Any:
-    """``%ttt_status``: backends, plugins, and this session's calls, tokens and cost."""
-    from ..plugins import ensure_discovered, plugin_records
-    from ..registry import backend_registry
-    from .tables import Report, Table
-
-    ensure_discovered()
-    entries = backend_registry.entries()
-    backend_rows = []
-    for name in sorted(entries):
-        ok, reason = backend_registry.availability(name)
-        backend_rows.append(
-            [name, "yes" if ok else "no", reason or entries[name].description, entries[name].source]
-        )
-    plugin_rows = [
-        [r.name, r.status, ", ".join(r.backends), r.error or "; ".join(r.notes), r.source]
-        for r in plugin_records()
-    ]
-    usage = Table(
-        "This session",
-        ["calls", "failures", "tokens in", "tokens out", "cost"],
-        [
-            [
-                session["calls"],
-                session["failures"],
-                session["tokens_in"],
-                session["tokens_out"],
-                f"${session['cost']:.4f}",
-            ]
-        ],
-    )
-    parts: list[Any] = [
-        Table("Backends", ["backend", "available", "reason / description", "source"], backend_rows),
-        Table("Plugins", ["plugin", "status", "backends", "error / notes", "source"], plugin_rows),
-        usage,
-    ]
-    if chats:
-        parts.append(Table("Conversations", ["name", "exchanges"], [[k, len(v)] for k, v in chats.items()]))
-    return Report(*parts)
 
 
 # --------------------------------------------------------------------------- loading
