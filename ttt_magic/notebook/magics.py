@@ -84,7 +84,6 @@ class TTTMagics(Magics):
         self._ready = False
         super().__init__(shell=shell, **kwargs)
         self.chats: dict[str, Any] = {}
-        self.session = {"calls": 0, "failures": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
         self.view_factory: Any = None  # tests may substitute how answers are shown
         self._ready = True
         values = {name: getattr(self, name) for name in _MIRRORED if getattr(self, name) is not None}
@@ -139,11 +138,6 @@ class TTTMagics(Magics):
         ttt_magic.last_response = response
         if out:
             self.shell.user_ns[out] = response
-        self.session["calls"] += 1
-        self.session["failures"] += bool(getattr(response, "failed", False))
-        self.session["tokens_in"] += getattr(response, "tokens_in", None) or 0
-        self.session["tokens_out"] += getattr(response, "tokens_out", None) or 0
-        self.session["cost"] += getattr(response, "cost", None) or 0.0
 
     # ------------------------------------------------------------------ %%ask
 
@@ -399,7 +393,9 @@ class TTTMagics(Magics):
     @line_magic
     def ttt_status(self, line: str = "") -> None:
         """Backends (available or why not), plugins (loaded or failed) and this session's usage."""
-        self._display_obj(status_report(self.session, self.chats))
+        from ..api import usage
+
+        self._display_obj(status_report(usage(), self.chats))
 
     @line_magic
     def ttt_askbox(self, line: str = "") -> None:

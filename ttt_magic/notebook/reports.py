@@ -83,7 +83,11 @@ def models_report(pattern: str = "") -> Any:
 
 
 def status_report(session: dict[str, Any], chats: dict[str, Any] | None = None) -> Any:
-    """``%ttt_status``: backends, plugins, and this session's calls, tokens and cost."""
+    """``%ttt_status``: backends, plugins, and this session's calls, tokens and cost.
+
+    ``session`` is ``ttt_magic.api.usage()``: every answer of this process, from
+    magics, widgets or code alike.
+    """
     from ..plugins import ensure_discovered, plugin_records
     from ..registry import backend_registry
     from .tables import Report, Table
