@@ -129,6 +129,12 @@ def wants_code_too(prompt: str) -> bool:
     return bool(re.search(r"\b(write|show|give)\b.*\b(code|function|query|script|example)\b", low))
 
 
+def code_request(prompt: str) -> str:
+    """What the code should do: "squares the evens" in "...and write code that squares the evens"."""
+    found = re.search(r"\b(?:code|function|script|program)\s+(?:that|to|which)\s+([^.?!\n]+)", prompt, re.I)
+    return found.group(1).strip() if found else ""
+
+
 def language(prompt: str) -> str:
     low = prompt.lower()
     for name, pattern in _LANGUAGES:
@@ -192,7 +198,7 @@ def _greeting(subject: str) -> list[str]:
     ]
 
 
-def _code_body(lang: str, subject: str, name: str, variant: int) -> str:
+def _code_body(lang: str, subject: str, name: str, variant: int, request: str = "") -> str:
     if lang == "sql":
         table = name.split("_")[-1] if name != "solve" else "items"
         table = table if table[0].isalpha() else "items"
@@ -218,20 +224,28 @@ def _code_body(lang: str, subject: str, name: str, variant: int) -> str:
             f"# {subject}\nset -euo pipefail\nfor file in *.txt; do\n"
             '  echo "processing $file"\n  wc -l "$file"\ndone',
         ]
-    elif lang == "python" and re.search(r"\b(pandas|dataframe|df)\b", subject, re.I):
-        bodies = [_pandas_body(subject)]
-    elif lang == "python":
+    elif lang == "python" and re.search(r"\b(pandas|dataframe|df)\b", request or subject, re.I):
+        bodies = [_pandas_body(request or subject)]
+    elif lang == "python" and re.search(r"\bsort", request or subject, re.I):
+        doc = subject[:1].upper() + subject[1:]
         bodies = [
-            f'def {name}(items):\n    """{subject[:1].upper() + subject[1:]}."""\n    result = []\n'
-            "    for item in items:\n        if item is not None:\n            result.append(item)\n"
-            f"    return result\n\n\nprint({name}([1, None, 2]))",
-            f'def {name}(items):\n    """{subject[:1].upper() + subject[1:]}."""\n'
-            "    return [item for item in items if item is not None]\n\n\n"
-            f"assert {name}([1, None, 2]) == [1, 2]",
+            f'def {name}(items):\n    """{doc}."""\n'
+            f"    return sorted(x for x in items if x is not None)\n\n\nprint({name}([3, None, 1, 2]))"
+        ]
+    elif lang == "python":
+        keep, make, sample = _python_intent(request or subject)
+        doc = subject[:1].upper() + subject[1:]
+        bodies = [
+            f'def {name}(items):\n    """{doc}."""\n    result = []\n'
+            f"    for x in items:\n        if {keep}:\n            result.append({make})\n"
+            f"    return result\n\n\nprint({name}({sample}))",
+            f'def {name}(items):\n    """{doc}."""\n'
+            f"    return [{make} for x in items if {keep}]\n\n\n"
+            f"print({name}({sample}))",
             f"from typing import Iterable, Iterator\n\n\ndef {name}(items: Iterable) -> Iterator:\n"
-            f'    """{subject[:1].upper() + subject[1:]}, lazily."""\n'
-            "    yield from (item for item in items if item is not None)\n\n\n"
-            f"print(list({name}([1, None, 2])))",
+            f'    """{doc}, lazily."""\n'
+            f"    yield from ({make} for x in items if {keep})\n\n\n"
+            f"print(list({name}({sample})))",
         ]
     else:
         comment = "//" if lang in ("rust", "go", "java", "cpp") else "<!--"
@@ -239,6 +253,38 @@ def _code_body(lang: str, subject: str, name: str, variant: int) -> str:
         note = "(the mock writes real code only for a few languages)"
         bodies = [f"{comment} {subject}{close}\n{comment} {note}{close}"]
     return bodies[variant % len(bodies)]
+
+
+_KEEP = (
+    (r"\beven\b", "x % 2 == 0"),
+    (r"\bodd\b", "x % 2 == 1"),
+    (r"\b(positive|above zero)\b", "x > 0"),
+    (r"\bnegative\b", "x < 0"),
+)
+_MAKE = (
+    (r"\bsquare", "x ** 2"),
+    (r"\bcube", "x ** 3"),
+    (r"\bdoubl", "x * 2"),
+    (r"\bhalv|\bhalf\b", "x / 2"),
+    (r"\b(upper|capitali)", "x.upper()"),
+    (r"\blower", "x.lower()"),
+)
+
+
+def _python_intent(subject: str) -> tuple[str, str, str]:
+    """(filter, transform, sample input) read from the request's words: "squares the even numbers"."""
+    low = subject.lower()
+    keep = next((expr for pattern, expr in _KEEP if re.search(pattern, low)), "x is not None")
+    make = next((expr for pattern, expr in _MAKE if re.search(pattern, low)), "x")
+    text = make in ("x.upper()", "x.lower()")
+    sample = (
+        '["Ada", "Grace", None]'
+        if text
+        else ("[1, 2, 3, 4, 5, 6]" if keep != "x is not None" else "[1, None, 2]")
+    )
+    if text and keep == "x is not None":
+        keep = "x"
+    return keep, make, sample
 
 
 def _pandas_body(subject: str) -> str:
@@ -257,7 +303,7 @@ def _pandas_body(subject: str) -> str:
     return f"# {subject}\nimport pandas as pd\n\n{step}\nprint(df.shape)"
 
 
-def _code(subject: str, lang: str, name: str) -> list[str]:
+def _code(subject: str, lang: str, name: str, request: str = "") -> list[str]:
     intros = [
         f"Here is {_article(lang)} {_pretty(lang)} sketch for **{subject}**:",
         f"A short {_pretty(lang)} take on **{subject}**:",
@@ -269,7 +315,7 @@ def _code(subject: str, lang: str, name: str) -> list[str]:
         "Test it on a small input before relying on it.",
     ]
     return [
-        f"{intros[i]}\n\n```{lang}\n{_code_body(lang, subject, name, i)}\n```\n\n{outros[i]}"
+        f"{intros[i]}\n\n```{lang}\n{_code_body(lang, subject, name, i, request)}\n```\n\n{outros[i]}"
         for i in range(3)
     ]
 
@@ -399,13 +445,14 @@ def compose(
     elif kind == "code":
         lang = language(clean)
         facts["language"] = lang
-        variant, text = pick(_code(subject, lang, slug(subject)), clean, temperature)
+        variant, text = pick(_code(subject, lang, slug(subject), clean), clean, temperature)
     elif kind == "explanation":
         variant, text = pick(_explanation(subject), clean, temperature)
         if wants_code_too(clean):
             lang = language(clean)
             facts["language"] = lang
-            text += f"\n\n```{lang}\n{_code_body(lang, subject, slug(subject), variant)}\n```"
+            wanted = code_request(clean) or subject
+            text += f"\n\n```{lang}\n{_code_body(lang, wanted, slug(wanted), variant, clean)}\n```"
     else:
         variant, text = pick(_default(subject, clean), clean, temperature)
     facts["variant"] = variant

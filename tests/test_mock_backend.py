@@ -301,3 +301,26 @@ def test_pandas_requests_get_pandas_code():
     assert "groupby" in grouped
     plain = ask("Write python code that sorts a list of numbers", backend="mock")
     assert "import pandas" not in plain
+
+
+@pytest.mark.parametrize(
+    ("prompt", "printed"),
+    [
+        (
+            "Explain what a list comprehension is and write Python code that squares the even numbers",
+            "[4, 16, 36]",
+        ),
+        ("Write python code that sorts a list of numbers", "[1, 2, 3]"),
+        ("Write a python function that uppercases names", "['ADA', 'GRACE']"),
+        ("Write python code that doubles the odd numbers", "[2, 6, 10]"),
+    ],
+)
+def test_mock_python_code_runs_and_does_what_was_asked(prompt, printed, capsys):
+    import re
+
+    from ttt_magic import ask
+
+    answer = ask(prompt, backend="mock")
+    code = re.search(r"```python\n(.*?)```", answer.text, re.S).group(1)
+    exec(compile(code, "<mock answer>", "exec"), {})
+    assert capsys.readouterr().out.strip() == printed
