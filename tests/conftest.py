@@ -12,19 +12,7 @@ import os
 
 import pytest
 
-_PROVIDER_VARS = (
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "OPENROUTER_API_KEY",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_BASE_URL",
-    "OPENROUTER_BASE_URL",
-    "OLLAMA_BASE_URL",
-    "OLLAMA_HOST",
-)
+from tests.fakes import PROVIDER_VARS as _PROVIDER_VARS
 
 
 @pytest.fixture(autouse=True)

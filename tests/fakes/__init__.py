@@ -3,6 +3,21 @@
 #: An API key that must never appear in any output, log, repr or error message.
 SENTINEL_KEY = "sk-test-SENTINEL-7f3a9c1e5b2d4680aa"
 
+#: Provider variables a test environment drops (besides every TTT_*): no real key or server.
+PROVIDER_VARS = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_BASE_URL",
+    "OPENROUTER_BASE_URL",
+    "OLLAMA_BASE_URL",
+    "OLLAMA_HOST",
+)
+
 
 def run(coro):
     """Run ``coro`` on a fresh event loop, closing that loop's pooled HTTP client at the end."""
