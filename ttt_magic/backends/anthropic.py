@@ -39,7 +39,6 @@ DEFAULT_MAX_TOKENS = 4096
 #: Used when no model is named, the configuration names none for Anthropic and
 #: the catalogue lists no fast Anthropic model (see ``catalogue_default``).
 DEFAULT_MODEL = "claude-haiku-4-5"
-MODELS_TTL = 300.0
 
 #: Anthropic's error ``type`` values and the HTTP status each one stands for, so
 #: an error that arrives as an SSE event is classified like one sent as a status.
@@ -504,16 +503,10 @@ class AnthropicBackend(KeyedBackend):
 
     # -- discovery
 
-    async def models(self) -> list[str]:
-        """Model ids from ``GET /v1/models`` (all pages), cached for a few minutes."""
+    async def _fetch_models(self) -> list[str]:
+        """Model ids from ``GET /v1/models``, all pages."""
         from . import http
 
-        ttl = float(self.backend_config.get("models_ttl") or MODELS_TTL)
-        now = time.monotonic()
-        if self._models_cache is not None and now - self._models_cache[0] < ttl:
-            return list(self._models_cache[1])
-        if not self.is_available:
-            return []
         found: list[str] = []
         after: str | None = None
         for _ in range(20):  # pages; a bound so a misbehaving server cannot loop us
@@ -533,13 +526,7 @@ class AnthropicBackend(KeyedBackend):
             after = body.get("last_id")
             if not body.get("has_more") or not after:
                 break
-        self._models_cache = (now, found)
-        return list(found)
-
-    async def status(self) -> dict[str, Any]:
-        info = await super().status()
-        info["base_url"] = self.base_url
-        return info
+        return found
 
 
 # --------------------------------------------------------------------------- helpers

@@ -42,7 +42,6 @@ KEY_SETTING = "google_api_key"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 API_VERSION = "v1beta"
 DEFAULT_MODEL = "gemini-2.5-flash"
-MODELS_TTL = 300.0
 
 #: Finish (or prompt block) reasons that mean Gemini withheld the answer:
 #: reported as an error, with whatever text came before kept.
@@ -448,16 +447,10 @@ class GeminiBackend(KeyedBackend):
 
     # -- discovery
 
-    async def models(self) -> list[str]:
-        """Model ids from ``GET /v1beta/models`` (``models/`` prefix removed), cached."""
+    async def _fetch_models(self) -> list[str]:
+        """Model ids from ``GET /v1beta/models`` that can generate content, ``models/`` removed."""
         from . import http
 
-        ttl = float(self.backend_config.get("models_ttl") or MODELS_TTL)
-        now = time.monotonic()
-        if self._models_cache is not None and now - self._models_cache[0] < ttl:
-            return list(self._models_cache[1])
-        if not self.is_available:
-            return []
         found: list[str] = []
         token: str | None = None
         for _ in range(20):  # pages; bounded
@@ -482,10 +475,4 @@ class GeminiBackend(KeyedBackend):
             token = body.get("nextPageToken")
             if not token:
                 break
-        self._models_cache = (now, found)
-        return list(found)
-
-    async def status(self) -> dict[str, Any]:
-        info = await super().status()
-        info["base_url"] = self.base_url
-        return info
+        return found

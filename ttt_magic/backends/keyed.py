@@ -9,6 +9,7 @@ Subclasses name their provider in class attributes and speak their protocol.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from ..errors import BackendUnavailable
@@ -30,6 +31,8 @@ class KeyedBackend(BaseBackend):
     #: The setting holding the API root, and its default.
     base_url_setting = ""
     default_base_url = ""
+    #: Seconds a fetched model list is reused (``backends.<name>.models_ttl`` overrides).
+    models_ttl = 300.0
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -84,3 +87,26 @@ class KeyedBackend(BaseBackend):
             "model": model,
             "secret": self._key(),
         }
+
+    async def models(self) -> list[str]:
+        """The provider's model ids, fetched once per ``models_ttl`` seconds; [] without a key."""
+        ttl = float(self.backend_config.get("models_ttl") or self.models_ttl)
+        now = time.monotonic()
+        if self._models_cache is not None and now - self._models_cache[0] < ttl:
+            return list(self._models_cache[1])
+        if not self.is_available:
+            return []
+        found = await self._fetch_models()
+        self._models_cache = (now, found)
+        return list(found)
+
+    async def _fetch_models(self) -> list[str]:
+        """Ask the provider's models endpoint (each protocol has its own shape and paging)."""
+        return []
+
+    async def status(self) -> dict[str, Any]:
+        from .http import server_label
+
+        info = await super().status()
+        info["base_url"] = server_label(self.base_url)
+        return info

@@ -42,7 +42,6 @@ __all__ = [
     "parse_completion",
 ]
 
-MODELS_TTL = 300.0
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5", "gpt-6")
 
 
@@ -444,17 +443,10 @@ class OpenAIBackend(KeyedBackend):
 
     # -- discovery
 
-    async def models(self) -> list[str]:
-        """Model ids from ``GET {base}/models``, cached for ``models_ttl`` seconds (default 300)."""
+    async def _fetch_models(self) -> list[str]:
+        """Model ids from ``GET {base}/models`` (else the configured ``models:`` list)."""
         from . import http
 
-        configured = self.backend_config.get("models")
-        ttl = float(self.backend_config.get("models_ttl") or MODELS_TTL)
-        now = time.monotonic()
-        if self._models_cache is not None and now - self._models_cache[0] < ttl:
-            return list(self._models_cache[1])
-        if self.key_setting and not self.is_available:
-            return []
         body = (
             await http.request_json(
                 "GET",
@@ -466,17 +458,10 @@ class OpenAIBackend(KeyedBackend):
             or {}
         )
         found = [str(m["id"]) for m in body.get("data") or [] if isinstance(m, dict) and m.get("id")]
+        configured = self.backend_config.get("models")
         if isinstance(configured, list) and configured and not found:
             found = [str(m) for m in configured]
-        self._models_cache = (now, found)
-        return list(found)
-
-    async def status(self) -> dict[str, Any]:
-        from .http import server_label
-
-        info = await super().status()
-        info["base_url"] = server_label(self.base_url)
-        return info
+        return found
 
 
 class OpenRouterBackend(OpenAIBackend):
