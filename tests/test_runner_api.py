@@ -214,7 +214,7 @@ def test_airesponse_repr_never_crashes():
     assert "error='x'" in repr(AIResponse("t", error="x"))
     r = AIResponse("x" * 100, model="m", tokens_in=1)
     assert "..." in repr(r) and "model='m'" in repr(r)
-    assert r.replace(text="y").model == "m"
+    assert r.copy_with(text="y").model == "m"
     import pickle
 
     assert pickle.loads(pickle.dumps(r)).model == "m"

@@ -135,8 +135,12 @@ class AIResponse(str):
         """The routing record (see ``ttt_magic.router.Route``), when the router produced this."""
         return self.metadata.get("route")
 
-    def replace(self, **changes: Any) -> AIResponse:
-        """A copy with some fields changed (responses are treated as immutable values)."""
+    def copy_with(self, **changes: Any) -> AIResponse:
+        """A copy with some fields changed (responses are treated as immutable values).
+
+        Not called ``replace``: an answer is a ``str`` everywhere a ``str`` is
+        expected, so ``answer.replace("\\n", " ")`` must stay ``str.replace``.
+        """
         fields = {
             "model": self.model,
             "backend": self.backend,

@@ -432,7 +432,7 @@ async def complete(route: Route, request: Request) -> AIResponse:
             )
             if not retryable:
                 errors.append(response.error or "failed")
-                first_failure = first_failure or response.replace(backend=backend_name)
+                first_failure = first_failure or response.copy_with(backend=backend_name)
                 break
             wait = _backoff(retry, info, settings.max_retry_wait)
     if first_failure is not None and errors and errors[0] == first_failure.error:

@@ -293,7 +293,7 @@ class CloudBackend(BaseBackend):
             from .anthropic import model_cost
 
             cost = model_cost(choice.name, response.tokens_in, response.tokens_out)
-        return response.replace(
+        return response.copy_with(
             backend=self.name,
             model=choice.name or response.model,
             cost=cost,
