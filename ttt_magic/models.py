@@ -7,16 +7,47 @@ Nothing here performs I/O or imports anything heavy, so every other module
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, Union
 
-__all__ = ["AIResponse", "Message", "ModelInfo", "StreamEnd"]
+__all__ = ["AIResponse", "ImagePart", "Message", "ModelInfo", "Part", "StreamEnd", "TextPart", "text_of"]
+
+
+class TextPart(TypedDict):
+    """Text inside a message whose content is a list of parts."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(TypedDict):
+    """An image inside a message: its MIME type and bytes (each protocol encodes it its own way)."""
+
+    type: Literal["image"]
+    mime_type: str
+    data: bytes
+
+
+Part = Union[TextPart, ImagePart]
 
 
 class Message(TypedDict):
-    """One turn of a conversation, in the provider-neutral shape backends receive."""
+    """One turn of a conversation, in the provider-neutral shape backends receive.
+
+    ``content`` is a plain string for text (what every plugin written against
+    the seed expects), or a list of parts when a turn carries images.
+    """
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[Part]
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content: the string itself, or its text parts joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return "" if content is None else str(content)
 
 
 @dataclass
@@ -76,13 +107,38 @@ class StreamEnd:
     tokens_out: int | None = None
     finish_reason: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Dollars, when the backend knows the price better than the catalogue (else None).
+    cost: float | None = None
+    #: A structured answer (parsed and validated against the request's schema).
+    data: Any = None
+    #: The model's thinking, when the provider sent it apart from the answer.
+    reasoning: str | None = None
+
+
+#: The fields of an answer besides its text, with their defaults. Adding a field is one
+#: line here: the constructor, ``copy_with``, pickling and ``repr`` all read this table.
+RESPONSE_FIELDS: dict[str, Any] = {
+    "model": None,
+    "backend": None,
+    "tokens_in": None,
+    "tokens_out": None,
+    "time_taken": None,
+    "cost": None,
+    "metadata": None,
+    "error": None,
+    "data": None,
+    "reasoning": None,
+}
 
 
 class AIResponse(str):
     """An answer: usable as the text itself, carrying where it came from.
 
-    A ``str`` subclass so that ``print(ask(...))`` and string methods just work,
-    while ``.failed`` / ``.error`` make failures explicit instead of raising.
+    A ``str`` subclass so that ``print(ask(...))``, ``answer.replace(...)`` and
+    pandas' ``.str`` methods just work, while ``.failed`` / ``.error`` make
+    failures explicit instead of raising. No attribute shadows a ``str``
+    method. ``.data`` holds a structured answer (parsed and validated against
+    a schema); ``.reasoning`` the model's thinking when the provider sent it.
     """
 
     model: str | None
@@ -93,29 +149,17 @@ class AIResponse(str):
     cost: float | None
     metadata: dict[str, Any]
     error: str | None
+    data: Any
+    reasoning: str | None
 
-    def __new__(
-        cls,
-        text: str = "",
-        *,
-        model: str | None = None,
-        backend: str | None = None,
-        tokens_in: int | None = None,
-        tokens_out: int | None = None,
-        time_taken: float | None = None,
-        cost: float | None = None,
-        metadata: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> AIResponse:
+    def __new__(cls, text: str = "", **values: Any) -> AIResponse:
+        unknown = set(values) - RESPONSE_FIELDS.keys()
+        if unknown:
+            raise TypeError(f"AIResponse() got unexpected field(s): {', '.join(sorted(unknown))}")
         self = super().__new__(cls, "" if text is None else text)
-        self.model = model
-        self.backend = backend
-        self.tokens_in = tokens_in
-        self.tokens_out = tokens_out
-        self.time_taken = time_taken
-        self.cost = cost
-        self.metadata = dict(metadata or {})
-        self.error = error
+        for name, default in RESPONSE_FIELDS.items():
+            setattr(self, name, values.get(name, default))
+        self.metadata = dict(self.metadata or {})
         return self
 
     @property
@@ -135,64 +179,32 @@ class AIResponse(str):
         """The routing record (see ``ttt_magic.router.Route``), when the router produced this."""
         return self.metadata.get("route")
 
+    def fields(self) -> dict[str, Any]:
+        """Every field but the text, as a dict."""
+        return {name: getattr(self, name, RESPONSE_FIELDS[name]) for name in RESPONSE_FIELDS}
+
     def copy_with(self, **changes: Any) -> AIResponse:
         """A copy with some fields changed (responses are treated as immutable values).
 
         Not called ``replace``: an answer is a ``str`` everywhere a ``str`` is
         expected, so ``answer.replace("\\n", " ")`` must stay ``str.replace``.
         """
-        fields = {
-            "model": self.model,
-            "backend": self.backend,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "time_taken": self.time_taken,
-            "cost": self.cost,
-            "metadata": self.metadata,
-            "error": self.error,
-        }
         text = changes.pop("text", self.text)
-        fields.update(changes)
-        return AIResponse(text, **fields)
+        return AIResponse(text, **{**self.fields(), **changes})
 
     def __repr__(self) -> str:
         text = self.text
         shown = text if len(text) <= 60 else text[:57] + "..."
         parts = [repr(shown)]
-        for key in ("model", "backend", "tokens_in", "tokens_out"):
+        for key in ("model", "backend", "tokens_in", "tokens_out", "error"):
             value = getattr(self, key, None)
             if value is not None:
                 parts.append(f"{key}={value!r}")
-        if getattr(self, "error", None) is not None:
-            parts.append(f"error={self.error!r}")
         return f"AIResponse({', '.join(parts)})"
 
     def __reduce__(self):  # keep fields through pickle/copy
-        return (
-            _rebuild_response,
-            (
-                self.text,
-                self.model,
-                self.backend,
-                self.tokens_in,
-                self.tokens_out,
-                self.time_taken,
-                self.cost,
-                self.metadata,
-                self.error,
-            ),
-        )
+        return (_rebuild_response, (self.text, self.fields()))
 
 
-def _rebuild_response(text, model, backend, tokens_in, tokens_out, time_taken, cost, metadata, error):
-    return AIResponse(
-        text,
-        model=model,
-        backend=backend,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        time_taken=time_taken,
-        cost=cost,
-        metadata=metadata,
-        error=error,
-    )
+def _rebuild_response(text: str, values: dict[str, Any]) -> AIResponse:
+    return AIResponse(text, **values)

@@ -1,0 +1,94 @@
+"""The interception chain: one place around every backend call.
+
+Each attempt the router makes goes through the chain: a resolved request in,
+a stream of items out (text chunks, then one ``StreamEnd`` with usage, cost
+and finish reason; a failure raises ``ProviderError``). That one shape serves
+``ask`` and ``stream`` alike: for a non-streamed call the backend's whole
+answer is one chunk.
+
+Interceptors wrap the backend call the way middleware wraps a handler::
+
+    async def log(call: Resolved, proceed: Handler) -> AsyncIterator[Item]:
+        print("asking", call.backend, call.model)
+        async for item in proceed(call):
+            yield item
+
+    chain.add("log", log, order=50)
+
+An interceptor may answer without calling ``proceed`` (a cache hit, a
+replayed recording), change the call before passing it on, or observe what
+comes back (usage accounting, budgets, recording). Lower ``order`` runs
+further out: usage accounting (0) sees cache hits (30) as calls with no new
+cost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Union
+
+from .models import StreamEnd
+from .request import Resolved
+
+__all__ = ["Chain", "Handler", "Interceptor", "Item", "chain"]
+
+Item = Union[str, StreamEnd]
+Handler = Callable[[Resolved], AsyncIterator[Item]]
+Interceptor = Callable[[Resolved, Handler], AsyncIterator[Item]]
+
+
+class Chain:
+    """An ordered set of named interceptors; ``wrap`` builds the handler for one attempt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._links: dict[str, tuple[int, Interceptor]] = {}
+        self._ordered: tuple[Interceptor, ...] = ()
+
+    def add(self, name: str, interceptor: Interceptor, *, order: int = 50) -> None:
+        """Install (or replace) the interceptor called ``name``."""
+        with self._lock:
+            self._links[name] = (order, interceptor)
+            self._reorder()
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._links.pop(name, None)
+            self._reorder()
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [n for n, _ in sorted(self._links.items(), key=lambda kv: kv[1][0])]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._links
+
+    def _reorder(self) -> None:
+        self._ordered = tuple(i for _, i in sorted(self._links.values(), key=lambda link: link[0]))
+
+    def wrap(self, final: Handler) -> Handler:
+        """``final`` (the backend call) inside every interceptor, outermost first."""
+        handler = final
+        for interceptor in reversed(self._ordered):
+            handler = _bind(interceptor, handler)
+        return handler
+
+
+def _bind(interceptor: Interceptor, proceed: Handler) -> Handler:
+    def handler(call: Resolved) -> AsyncIterator[Item]:
+        return interceptor(call, proceed)
+
+    return handler
+
+
+#: The process-wide chain the router runs every attempt through.
+chain = Chain()
+
+
+def final_end(items: list[Any]) -> StreamEnd | None:
+    """The ``StreamEnd`` among collected items, if any (helper for interceptors that buffer)."""
+    for item in reversed(items):
+        if isinstance(item, StreamEnd):
+            return item
+    return None
