@@ -3,8 +3,9 @@
 Serves ``POST /{version}/models/{model}:generateContent`` and
 ``:streamGenerateContent`` (``?alt=sse``: ``data:`` lines with CRLF framing as
 the real service sends; without it: a streamed JSON array) and
-``GET /{version}/models``, for both ``v1beta`` (our backend) and ``v1`` (what
-google-genai 3.x uses by default).
+``GET /{version}/models``, for both ``v1beta`` (our backend, and google-genai
+2.x's default: the newest release for Python 3.10) and ``v1`` (google-genai 3.x's
+default).
 
 Scripting::
 

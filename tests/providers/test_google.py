@@ -412,21 +412,28 @@ def _sdk_client(fake, api_version=None):
     return genai.Client(api_key=KEY, http_options=options)
 
 
-@pytest.mark.parametrize("api_version", [None, "v1beta"])
-def test_sdk_reads_the_fake_like_our_backend(fake, backend, api_version):
+# The SDK's default API version differs by release: google-genai 2.x (the newest for
+# Python 3.10) calls v1beta, 3.x calls v1 (GOOGLE_GENAI_API_VERSION overrides both). So
+# each version is also asked for explicitly, and every installed SDK checks the fake on both.
+@pytest.mark.parametrize("api_version", [None, "v1", "v1beta"], ids=["sdk-default", "v1", "v1beta"])
+def test_sdk_reads_the_fake_like_our_backend(fake, backend, api_version, monkeypatch):
+    monkeypatch.delenv("GOOGLE_GENAI_API_VERSION", raising=False)
     client = _sdk_client(fake, api_version)
     fake.usage = (7, 5)
     fake.thought = "hidden"
     chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Say hello"))
     sdk_text = "".join(c.text or "" for c in chunks)
     sdk_usage = chunks[-1].usage_metadata
-    assert fake.last.path.startswith(f"/{api_version or 'v1'}/")
+    used = fake.last.path.split("/")[1]
+    assert used == api_version if api_version else used in ("v1", "v1beta")
+    assert fake.last.path == f"/{used}/models/gemini-2.5-flash:streamGenerateContent"
     texts, end, error = collect(backend, "Say hello")
     assert error is None and "".join(texts) == sdk_text == fake.answer
     assert (end.tokens_in, end.tokens_out) == (sdk_usage.prompt_token_count, sdk_usage.candidates_token_count)
     assert end.finish_reason == chunks[-1].candidates[0].finish_reason.value
 
     whole = client.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+    assert fake.last.path == f"/{used}/models/gemini-2.5-flash:generateContent"
     ours = runner.run(backend.ask("Say hello"))
     assert whole.text == ours.text and whole.usage_metadata.prompt_token_count == ours.tokens_in
 
