@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 
-.PHONY: setup demo test lint bench chromium clean
+.PHONY: setup demo test test-matrix lint bench chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: setup chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# The suite without the browser tests on the oldest and newest supported Pythons found
+# here (3.10 and 3.13, each in its own .venv-pyX.Y); fails if any run fails.
+test-matrix:
+	bash tests/matrix/run.sh
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,4 +48,4 @@ bench: setup
 	$(BIN)/python benchmarks/collect.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf $(VENV) .venv-py3.* .pytest_cache .ruff_cache .hypothesis test-artifacts
