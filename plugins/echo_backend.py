@@ -35,6 +35,8 @@ class EchoBackend(BaseBackend):
     """Repeats the prompt back (no model, no network)."""
 
     backend_name = "echo"
+    #: Answers cost nothing (the router can skip pricing them).
+    free = True
 
     async def ask(
         self,

@@ -3,11 +3,19 @@
 Written the way any user plugin is written (public imports only), it behaves
 enough like a real model that everything above it can be exercised offline:
 
-* It sorts the prompt into greeting, code, explanation or other, and answers
-  from templates that quote the prompt's topic, so different prompts get
-  different answers. Code comes in a fenced block tagged with a language
-  (python unless the prompt names sql, javascript, bash, ...); an explanation
-  has a heading and a bulleted list; a greeting is short.
+* It sorts the prompt into greeting, JSON, prose, code, explanation or other,
+  and answers from templates that quote the prompt's topic, so different
+  prompts get different answers. Code comes in a fenced block tagged with a
+  language (python unless the prompt names sql, javascript, bash, ...); an
+  explanation has a heading and a bulleted list; a greeting is short.
+* It answers in the format asked for. JSON (valid, and nothing else) when the
+  request asks for it: the prompt ("as JSON", "a JSON object", "return
+  JSON"), the system prompt (any mention of JSON), or the options
+  ``response_format="json"`` / ``{"type": "json_object"}`` /
+  ``{"type": "json_schema", "json_schema": {"schema": ...}}``, ``format="json"``
+  or ``schema={...}`` (a JSON Schema: the answer is an instance of it). Prose
+  for a haiku, poem, limerick or story (never code). Code only when the prompt
+  asks for code.
 * It streams in chunks of a couple of words with a pause between them:
   ``backends: {mock: {delay: 0.02}}`` seconds per chunk (the default); the
   environment variable ``TTT_MOCK_DELAY`` wins; use 0 in tests. Model
@@ -21,7 +29,9 @@ enough like a real model that everything above it can be exercised offline:
   ``finish_reason: "length"``. Tokens are estimated as characters / 4, and the
   counts arrive in the ``StreamEnd`` that ends ``astream``.
 * ``history`` (earlier turns of a chat) is remembered: the answer begins with
-  "Earlier you asked about ...".
+  "Earlier you asked about ...". (Not in a JSON answer, which stays pure JSON,
+  as it does under any system prompt.)
+* Its answers cost nothing: the class says so with ``free = True``.
 
 TEST HOOKS (deterministic failures; write them anywhere in the prompt):
 
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -102,18 +113,51 @@ _SLUG_STOP = set(
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
+#: The prompt asks for JSON: "as JSON", "in JSON format", "a JSON object", "return JSON", "valid JSON".
+_JSON_ASKED = re.compile(
+    r"\b(?:as|in|into|return|returns|output|give|respond|reply|answer|valid|only|pure|raw)\s+"
+    r"(?:(?:a|an|the|some|me|with|strict|valid)\s+)?json\b"
+    r"|\bjson\s+(?:object|array|list|document|format|output|only|response|answer|with)\b",
+    re.IGNORECASE,
+)
+#: Words naming a piece of writing: the answer is prose of that kind (never code).
+_PROSE_KINDS = {
+    "haiku": "haiku",
+    "haikus": "haiku",
+    "poem": "poem",
+    "poems": "poem",
+    "verse": "poem",
+    "sonnet": "poem",
+    "rhyme": "poem",
+    "song": "poem",
+    "lyrics": "poem",
+    "limerick": "limerick",
+    "story": "story",
+    "stories": "story",
+    "tale": "story",
+    "fable": "story",
+}
+
 
 def strip_hooks(prompt: str) -> str:
     return " ".join(_HOOKS.sub(" ", prompt).split())
 
 
 def classify(prompt: str) -> str:
-    """``greeting``, ``code``, ``explanation`` or ``default``."""
+    """``greeting``, ``json``, ``prose``, ``code``, ``explanation`` or ``default``.
+
+    ``json`` is what the prompt's words ask for; the system prompt and the
+    request's options can ask for it too (see ``wants_json``).
+    """
     words = [w.lower() for w in _WORD.findall(prompt)]
     if not words:
         return "default"
     if words[0] in _GREETINGS and len(words) <= 8:
         return "greeting"
+    if _JSON_ASKED.search(prompt):
+        return "json"
+    if any(w in _PROSE_KINDS for w in words):
+        return "prose"
     code = sum(w in _CODE_WORDS for w in words) + ("```" in prompt)
     explain = sum(w in _EXPLAIN_WORDS for w in words) + 2 * (words[0] in _EXPLAIN_WORDS)
     if code and code >= explain:
@@ -364,6 +408,212 @@ def _default(subject: str, prompt: str) -> list[str]:
     ]
 
 
+def creative_subject(prompt: str) -> str:
+    """What a poem or story is about: "the sea" in "Write a poem about the sea"."""
+    first = re.split(r"(?<=[.?!])\s|\n", strip_hooks(prompt).strip(), maxsplit=1)[0]
+    found = re.search(r"\b(?:about|on|of|for|featuring|called)\s+(.+)$", first, re.I)
+    subject = (found.group(1) if found else topic(first)).strip(" .?!:;,\"'“”")
+    words = subject.split()
+    return " ".join(words[:8]) or "the quiet notebook"
+
+
+def _prose(form: str, subject: str) -> list[str]:
+    title = subject[:1].upper() + subject[1:]
+    if form == "haiku":
+        return [
+            f"{title} in the rain,\nthe notebook waits for its cells:\na small answer blooms.",
+            f"Morning light on {subject},\nwords arrive two at a time,\nthen the cell is still.",
+            f"Quiet {subject}:\na mock model counts syllables\nand loses its place.",
+        ]
+    if form == "limerick":
+        return [
+            f"A student who studied {subject}\nkept asking a model for more;\nit answered in rhyme\n"
+            "every single time,\nthe same way it answered before.",
+            f"There once was a notebook on {subject}\nthat streamed out its answers in pairs;\n"
+            "two words at a go,\nneither fast nor too slow,\nlike someone who walks down the stairs.",
+        ]
+    if form == "story":
+        return [
+            f"Once upon a time, in a notebook far away, someone wondered about {subject}. "
+            "They wrote a question in a cell and pressed Shift-Enter. The answer arrived two words "
+            "at a time, and by the last word they had what they needed, and a small story besides."
+            "\n\nThe end.",
+            f"Nobody in the village had heard of {subject} until the day a stranger arrived with a "
+            "laptop and a question. By evening everyone was talking about it, and by morning the "
+            "stranger had moved on, leaving the question behind.\n\nThe end.",
+        ]
+    return [  # a poem
+        f"**On {subject}**\n\nThere is a patience in {subject}\nthat hurried readers never see:\n"
+        "it waits, the way a kernel waits,\nfor someone curious, like me.",
+        f"**{title}**\n\nI went in search of {subject}\nwith nothing but a question mark;\n"
+        "I came back with a little verse\nthat streamed in, word by word, through the dark.",
+        f"**A verse on {subject}**\n\nSay it once, and softly, then\nlet the sound of it settle and stay;\n"
+        "a mock model wrote these lines for you,\nand will write them again the same way.",
+    ]
+
+
+# --------------------------------------------------------------------------- JSON answers
+
+_COUNTS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}  # fmt: skip
+_LIST_OF = re.compile(
+    r"\b(\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten)\s+((?:[A-Za-z][\w-]*\s+){0,3}?[A-Za-z][\w-]*s)\b",
+    re.IGNORECASE,
+)
+_FIELDS = re.compile(
+    r"\b(?:with|fields?|keys?|properties|containing|including)\s*:?\s+([A-Za-z_][\w ,&/-]*)", re.IGNORECASE
+)
+_FIELD_STOP = set(_words("the their its a an each every one fields field keys key properties property and"))
+_AS_JSON = re.compile(  # "as JSON", "a JSON object describing": words about the format, not the topic
+    r"\b(?:(?:as|in|into)\s+)?(?:(?:a|an|some)\s+)?json\b"
+    r"(?:\s+(?:object|array|list|document|format))?(?:\s+(?:describing|about|of|for|on|listing))?",
+    re.IGNORECASE,
+)
+_NUMERIC = re.compile(
+    r"(count|age|size|number|total|score|rank|id|quantity|population|rating|stars|length|height|weight)$"
+)
+
+
+def json_schema(options: dict[str, Any]) -> Any:
+    """A JSON Schema given with the request (``schema=``, ``json_schema=``, ``response_format=``), or None."""
+    fmt = options.get("response_format")
+    candidates = [options.get("schema"), options.get("json_schema")]
+    if isinstance(fmt, dict):
+        candidates += [fmt.get("schema"), fmt.get("json_schema")]
+    for candidate in candidates:
+        if hasattr(candidate, "model_json_schema"):  # a pydantic model class
+            candidate = candidate.model_json_schema()
+        if isinstance(candidate, dict) and isinstance(candidate.get("schema"), dict):
+            candidate = candidate["schema"]  # the OpenAI wrapper: {"name": ..., "schema": {...}}
+        if isinstance(candidate, dict):
+            return candidate
+    return None
+
+
+def wants_json(prompt: str, system: str | None, options: dict[str, Any]) -> bool:
+    """Whether the request asks for a JSON answer: prompt, system prompt, or options."""
+    fmt = options.get("response_format")
+    if isinstance(fmt, dict):
+        fmt = fmt.get("type")
+    if str(fmt or "").lower() in ("json", "json_object", "json_schema"):
+        return True
+    if str(options.get("format") or "").lower() == "json" or json_schema(options) is not None:
+        return True
+    if system and re.search(r"\bjson\b", system, re.IGNORECASE):
+        return True
+    return bool(_JSON_ASKED.search(prompt))
+
+
+def _singular(word: str) -> str:
+    low = word.lower()
+    if low.endswith("ies") and len(low) > 4:
+        return low[:-3] + "y"
+    if low.endswith(("ches", "shes", "xes", "sses")):
+        return low[:-2]
+    return low[:-1] if low.endswith("s") and not low.endswith("ss") else low
+
+
+def _field_names(prompt: str) -> list[str]:
+    found = _FIELDS.search(prompt)
+    if not found:
+        return []
+    names = []
+    wanted = re.split(r"\b(?:for|of|in|from|per|about|that|which|as|to)\b", found.group(1), maxsplit=1)[0]
+    for part in re.split(r",|\band\b|&|/", wanted):
+        words = [w.lower() for w in _WORD.findall(part) if w.lower() not in _FIELD_STOP]
+        if words and len(words) <= 3:
+            names.append("_".join(words))
+    return list(dict.fromkeys(names))[:6]
+
+
+def _field_value(field: str, i: int, thing: str) -> Any:
+    if field == "year" or field.endswith("_year"):
+        return 1990 + 7 * i
+    if field in ("price", "cost", "amount") or field.endswith(("_price", "_cost")):
+        return round(9.5 * i, 2)
+    if _NUMERIC.search(field):
+        return i
+    if field.startswith(("is_", "has_")) or field in ("active", "enabled", "available", "done"):
+        return i % 2 == 1
+    if field.endswith("s") and not field.endswith("ss"):
+        return [f"{_singular(field)} {i}a", f"{_singular(field)} {i}b"]
+    if field in ("name", "title", "label", thing):
+        return f"{thing} {i}"
+    return f"{field.replace('_', ' ')} {i}"
+
+
+def instance(schema: Any, name: str = "value", depth: int = 0, index: int = 1) -> Any:
+    """A small value that satisfies ``schema`` (types, properties, items, enum, const, formats)."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for combined in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(combined) or [] if isinstance(o, dict) and o.get("type") != "null"]
+        if options:
+            return instance(options[0], name, depth + 1, index)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {key: instance(sub, key, depth + 1) for key, sub in props.items()}
+    if kind == "array":
+        count = min(max(int(schema.get("minItems", 2)), 1), 10)
+        item = schema.get("items") or {}
+        return [instance(item, _singular(name), depth + 1, i) for i in range(1, count + 1)]
+    if kind == "integer":
+        return int(schema.get("minimum", 0)) + index
+    if kind == "number":
+        return float(schema.get("minimum", 0)) + index / 2
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    formats = {"date": "2024-01-01", "date-time": "2024-01-01T12:00:00Z", "email": "ada@example.com"}
+    if schema.get("format") in formats:
+        return formats[schema["format"]]
+    if schema.get("format") in ("uri", "url"):
+        return "https://example.com/"
+    return f"{name.replace('_', ' ')} {index}"
+
+
+def json_value(prompt: str) -> Any:
+    """The JSON a prompt asks for: a list of N things with the fields it names, else a summary object."""
+    fields = _field_names(prompt)
+    listed = _LIST_OF.search(prompt)
+    if listed:
+        raw = listed.group(1).lower()
+        count = min(int(raw) if raw.isdigit() else _COUNTS[raw], 10) or 1
+        plural = listed.group(2).split()[-1].lower()
+        thing = _singular(plural)
+        items = [{f: _field_value(f, i, thing) for f in fields or ["name"]} for i in range(1, count + 1)]
+        return {plural: items}
+    subject = topic(_AS_JSON.sub("", prompt))
+    if fields:
+        return {f: _field_value(f, 1, subject) for f in fields}
+    return {
+        "topic": subject,
+        "summary": f"A mock answer about {subject}.",
+        "points": [f"{subject}: first point", f"{subject}: second point", f"{subject}: third point"],
+        "mock": True,
+    }
+
+
+def json_answer(prompt: str, schema: Any = None) -> str:
+    """Valid JSON text, and nothing else (no fence, no prose), like a model in JSON mode."""
+    value = instance(schema) if schema is not None else json_value(prompt)
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 # --------------------------------------------------------------------------- shaping the answer
 
 
@@ -434,13 +684,28 @@ def compose(
     system: str | None = None,
     temperature: float | None = None,
     history: list[Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The whole answer for a request, and facts about how it was made."""
+    """The whole answer for a request, and facts about how it was made.
+
+    ``options`` are the request's other keyword arguments (``response_format``,
+    ``format``, ``schema``, ...).
+    """
     clean = strip_hooks(prompt)
+    options = options or {}
     kind = classify(clean)
+    if kind != "json" and wants_json(clean, system, options):
+        kind = "json"
     subject = topic(clean)
     facts: dict[str, Any] = {"category": kind}
-    if kind == "greeting":
+    if kind == "json":  # pure JSON: no system voice, no history line, nothing around it
+        facts["variant"] = 0
+        return json_answer(clean, json_schema(options)), facts
+    if kind == "prose":
+        form = next(_PROSE_KINDS[w] for w in (w.lower() for w in _WORD.findall(clean)) if w in _PROSE_KINDS)
+        facts["form"] = form
+        variant, text = pick(_prose(form, creative_subject(clean)), clean, temperature)
+    elif kind == "greeting":
         variant, text = pick(_greeting(subject), clean, temperature)
     elif kind == "code":
         lang = language(clean)
@@ -485,6 +750,8 @@ class MockLLMBackend(BaseBackend):
     """
 
     backend_name = "mock"
+    #: Answers cost nothing (the router can skip pricing them).
+    free = True
 
     def delay(self, model: str | None = None) -> float:
         raw: Any = os.environ.get("TTT_MOCK_DELAY")
@@ -521,7 +788,10 @@ class MockLLMBackend(BaseBackend):
                 kind="mock",
             )
         history = kwargs.get("history")
-        text, facts = compose(prompt, system=system, temperature=temperature, history=history)
+        options = {k: v for k, v in kwargs.items() if k != "history"}
+        text, facts = compose(
+            prompt, system=system, temperature=temperature, history=history, options=options
+        )
         text, cut = truncate(text, max_tokens)
         pause = self.delay(model)
         fail_after = 3 if HOOK_FAIL_AFTER_3 in prompt.lower() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -324,3 +325,119 @@ def test_mock_python_code_runs_and_does_what_was_asked(prompt, printed, capsys):
     code = re.search(r"```python\n(.*?)```", answer.text, re.S).group(1)
     exec(compile(code, "<mock answer>", "exec"), {})
     assert capsys.readouterr().out.strip() == printed
+
+
+# --------------------------------------------------------------------------- formats: JSON, prose, code
+
+
+def test_json_when_the_prompt_asks_for_it(mock):
+    answer = run(mock.ask("List three Python web frameworks as JSON, with name and year"))
+    value = json.loads(str(answer))  # pure JSON: no fence, no prose around it
+    assert answer.metadata["category"] == "json"
+    assert list(value) == ["frameworks"] and len(value["frameworks"]) == 3
+    assert all(set(item) == {"name", "year"} for item in value["frameworks"])
+    assert all(isinstance(item["year"], int) for item in value["frameworks"])
+    assert answer == run(mock.ask("List three Python web frameworks as JSON, with name and year"))
+
+
+@pytest.mark.parametrize(
+    "request_options",
+    [
+        {"system": "Answer with valid JSON only."},
+        {"system": "Reply in JSON, talk like a pirate, be brief"},  # no voice can break the JSON
+        {"response_format": "json"},
+        {"response_format": {"type": "json_object"}},
+        {"format": "json"},
+        {"history": [{"role": "user", "content": "hi"}], "response_format": "json"},
+    ],
+)
+def test_json_when_the_system_prompt_or_an_option_asks_for_it(mock, request_options):
+    answer = run(mock.ask("Describe the planet Mars", **request_options))
+    value = json.loads(str(answer))
+    assert value["topic"] == "planet Mars" and answer.metadata["category"] == "json"
+
+
+def test_json_answer_is_an_instance_of_the_schema(mock):
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer", "minimum": 18},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 3},
+            "role": {"enum": ["admin", "user"]},
+            "email": {"type": ["string", "null"], "format": "email"},
+            "address": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    wrapped = {"type": "json_schema", "json_schema": {"name": "user", "schema": schema}}
+    for options in ({"schema": schema}, {"response_format": wrapped}, {"json_schema": schema}):
+        value = json.loads(str(run(mock.ask("A user", **options))))
+        assert set(value) == set(schema["properties"])
+        assert isinstance(value["name"], str) and isinstance(value["age"], int) and value["age"] >= 18
+        assert value["tags"] == ["tag 1", "tag 2", "tag 3"] and value["role"] == "admin"
+        assert "@" in value["email"] and isinstance(value["address"]["city"], str)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Explain JSON",
+        "Parse this JSON string in python",
+        'I have the list [3, 1, 2]. Braces like {"json": true} stay as written.',
+        "Write a poem about JSON",
+    ],
+)
+def test_mentioning_json_is_not_asking_for_it(mock, prompt):
+    answer = run(mock.ask(prompt))
+    assert answer.metadata["category"] != "json"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(str(answer))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "form", "lines"),
+    [
+        ("Write a haiku about pandas", "haiku", 3),
+        ("Write a limerick about regex", "limerick", 5),
+        ("Write a poem about the sea", "poem", None),
+        ("Tell me a story about a robot", "story", None),
+    ],
+)
+def test_prose_for_poems_and_stories_never_code(mock, prompt, form, lines):
+    answer = run(mock.ask(prompt))
+    assert answer.metadata["category"] == "prose" and answer.metadata["form"] == form
+    assert "```" not in answer and "def " not in answer and "import " not in answer
+    subject = prompt.split(" about ")[1]
+    assert subject.lower() in answer.lower()
+    if lines:
+        assert len(str(answer).splitlines()) == lines
+    assert run(mock.ask(prompt, temperature=0.9)).metadata["variant"] in (0, 1, 2)
+
+
+def test_code_only_when_code_is_asked_for(mock):
+    assert "```" not in run(mock.ask("Write a haiku about pandas"))
+    assert "```python" in run(mock.ask("Write pandas code that drops the empty rows"))
+
+
+def test_mock_and_echo_declare_their_answers_free(mock_module):
+    plugins.ensure_discovered()
+    assert mock_module.MockLLMBackend.free is True
+    assert type(backend_registry.get("echo")).free is True
+    assert backend_registry.get("mock").free is True
+
+
+def test_ask_f_json_on_the_mock_renders_valid_json(capsys):
+    """``%%ask -f json`` in IPython: the mock's answer is valid JSON, so no "Invalid JSON" box."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ttt_magic")
+    try:
+        capsys.readouterr()
+        shell.run_cell("%%ask -b mock -f json --no-stream\nGive two colours as JSON, with name and hex")
+        out = capsys.readouterr().out
+    finally:
+        shell.run_line_magic("unload_ext", "ttt_magic")
+    assert "Invalid JSON" not in out
+    value = json.loads(out[: out.rindex("}") + 1])
+    assert [c["name"] for c in value["colours"]] == ["colour 1", "colour 2"]
