@@ -235,6 +235,37 @@ def _rules(value: Any) -> list[dict[str, Any]]:
     return rules
 
 
+def _bool_or_path(value: Any) -> bool | str:
+    """``cache``: true/false, or the path of the cache file (which turns it on)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value).strip()
+        low = text.lower()
+        if low in {"1", "true", "yes", "on"}:
+            return True
+        if low in {"0", "false", "no", "off", ""}:
+            return False
+        return os.path.expanduser(text)
+    raise ValueError("expected true/false or the path of a cache file")
+
+
+def _opt_path(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value).strip()
+        return os.path.expanduser(text) if text else None
+    raise ValueError("expected a file path")
+
+
+def _replay_mode(value: Any) -> str:
+    text = _str(value).lower()
+    if text not in ("strict", "fallthrough"):
+        raise ValueError("expected 'strict' or 'fallthrough'")
+    return text
+
+
 # --------------------------------------------------------------------------- schema
 
 
@@ -382,6 +413,29 @@ _SETTINGS = [
         True,
         "discover plugins from the plugin folders and entry points",
         ("TTT_LOAD_PLUGINS",),
+    ),
+    Setting(
+        "cache",
+        _bool_or_path,
+        False,
+        "keep answers in a local cache (true, or the cache file's path); see docs/caching.md",
+        ("TTT_CACHE",),
+    ),
+    Setting("record", _opt_path, None, "write every answer to this JSON Lines file", ("TTT_RECORD",)),
+    Setting("replay", _opt_path, None, "answer from this recording (no network, no key)", ("TTT_REPLAY",)),
+    Setting(
+        "replay_mode",
+        _replay_mode,
+        "strict",
+        "an ask missing from the recording fails (strict) or goes to the backend (fallthrough)",
+        ("TTT_REPLAY_MODE",),
+    ),
+    Setting(
+        "replay_speed",
+        _number(float, 0),
+        200.0,
+        "characters per second a replayed answer streams at (at most 2 s an answer; 0: instant)",
+        ("TTT_REPLAY_SPEED",),
     ),
 ]
 
