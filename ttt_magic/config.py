@@ -10,15 +10,18 @@ programmatic layer changes, so reading them on every call costs a few ``stat``s.
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .secrets import Secret, mask
+from .secrets import Secret, clean_key, mask
 
 __all__ = [
     "SCHEMA",
@@ -37,7 +40,13 @@ PROGRAMMATIC_SOURCE = "configure()"
 
 # --------------------------------------------------------------------------- types
 # Each converter takes a raw value (from YAML, an env var string, or Python) and
-# returns the typed value or raises ValueError with what was expected.
+# returns the typed value or raises ValueError with what was expected. The
+# callers add where the value came from (file and line, variable, configure()).
+
+#: Seconds no timeout or wait may exceed: beyond this, sockets and timers overflow.
+MAX_SECONDS = 86400.0
+#: Retries of one failure; more is a typo, and it would keep a request alive for hours.
+MAX_RETRIES = 100
 
 
 def _bool(value: Any) -> bool:
@@ -54,29 +63,53 @@ def _bool(value: Any) -> bool:
     raise ValueError("expected a boolean (true/false)")
 
 
-def _number(kind: type, minimum: float | None = None) -> Callable[[Any], Any]:
+def _number(kind: type, minimum: float | None = None, maximum: float | None = None) -> Callable[[Any], Any]:
+    """A converter to ``int`` or ``float`` within bounds.
+
+    Every numeric setting goes through here, so this is the one place that
+    refuses NaN and infinity: ``float("nan")`` compares false with every bound,
+    so without this check it would pass any range test and reach the timers.
+    """
+    expected = "an integer" if kind is int else "a number"
+
     def convert(value: Any) -> Any:
         if isinstance(value, bool):
-            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}")
+            raise ValueError(f"expected {expected}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"expected a finite number, not {value}")
         try:
-            number = kind(value)
+            number = kind(value.strip() if isinstance(value, str) else value)
+        except OverflowError:
+            raise ValueError(f"expected a finite number, not {_short(value)}") from None
         except (TypeError, ValueError):
-            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}") from None
+            raise ValueError(f"expected {expected}") from None
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError(f"expected a finite number, not {number}")
         if kind is int and isinstance(value, float) and value != number:
             raise ValueError("expected an integer")
         if minimum is not None and number < minimum:
-            raise ValueError(f"expected a value >= {minimum}")
+            raise ValueError(f"expected a value >= {minimum:g}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"expected a value <= {maximum:g}")
         return number
 
     return convert
 
 
+def _short(value: Any, limit: int = 20) -> str:
+    text = readable(str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _opt_str(value: Any) -> str | None:
+    """A string setting; whole numbers are taken as written, floats are not (``1.10`` reads as 1.1)."""
     if value is None:
         return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
         text = str(value).strip()
         return text or None
+    if isinstance(value, float):
+        raise ValueError("expected a string (in YAML, put it in quotes)")
     raise ValueError("expected a string")
 
 
@@ -87,13 +120,15 @@ def _str(value: Any) -> str:
     return text
 
 
+def _backend_name(value: Any) -> str:
+    """Only a string: ``default_backend: 42`` is a mistake, not a backend called "42"."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a backend name (a string), not {type(value).__name__}")
+    return _str(value)
+
+
 def _temperature(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = _number(float, 0)(value)
-    if number > 2:
-        raise ValueError("expected a number from 0 to 2")
-    return number
+    return None if value is None else _number(float, 0, 2)(value)
 
 
 def _opt_positive_int(value: Any) -> int | None:
@@ -101,20 +136,56 @@ def _opt_positive_int(value: Any) -> int | None:
 
 
 def _url(value: Any) -> str:
-    text = _str(value).rstrip("/")
+    """An http(s) URL with a host; refused here rather than as an HTTP error after retries."""
+    if not isinstance(value, str):
+        raise ValueError("expected a URL such as http://127.0.0.1:11434")
+    text = value.strip().rstrip("/")
+    if not text:
+        raise ValueError("expected a URL such as http://127.0.0.1:11434")
     if "://" not in text:  # OLLAMA_HOST is often "127.0.0.1:11434" or "0.0.0.0"
         text = "http://" + text
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("a URL cannot contain spaces or control characters")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"expected a URL such as http://127.0.0.1:11434 ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
     return text
 
 
 def _secret(value: Any) -> Secret | None:
-    if value is None or value == "":
-        return None
+    """A provider key: surrounding whitespace goes, whitespace inside is refused (see ``clean_key``)."""
     if isinstance(value, Secret):
-        return value
+        value = value.reveal()
+    if value is None:
+        return None
     if not isinstance(value, str):
         raise ValueError("expected a string (an API key)")
-    return Secret(value.strip())
+    key = clean_key(value)
+    return Secret(key) if key else None
+
+
+def _secret_text(value: Any) -> Any:
+    """A key inside ``backends.<name>``: cleaned like a provider key, but kept a plain string.
+
+    Backends read ``self.backend_config["api_key"]`` as text (DESIGN-NOTES);
+    displays mask it by its name.
+    """
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if isinstance(value, str):
+        return clean_key(value) or None
+    return value
+
+
+def _env_name(value: Any) -> str:
+    text = _str(value)
+    if any(c.isspace() or not c.isprintable() for c in text) or "=" in text:
+        raise ValueError("expected the name of an environment variable")
+    return text
 
 
 def _str_list(value: Any) -> list[str]:
@@ -133,6 +204,32 @@ def _str_map(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _text(value: Any) -> str:
+    return "" if value is None else (_opt_str(value) or "")
+
+
+def _opt_cost(value: Any) -> float | None:
+    return None if value is None else _number(float, 0)(value)
+
+
+#: How each ``ModelInfo`` field of a ``models:`` entry is read; the catalogue and
+#: the cost arithmetic trust these types.
+_MODEL_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": _str,
+    "provider": _str,
+    "provider_name": _opt_str,
+    "aliases": lambda v: [] if v is None else _str_list(v),
+    "speed": _str,
+    "quality": _str,
+    "capabilities": lambda v: ["text"] if v is None else _str_list(v),
+    "context_length": _opt_positive_int,
+    "cost_per_token": _opt_cost,
+    "input_cost_per_mtok": _opt_cost,
+    "output_cost_per_mtok": _opt_cost,
+    "description": _text,
+}
+
+
 def _models(value: Any) -> list[dict[str, Any]]:
     from .models import ModelInfo
 
@@ -147,29 +244,116 @@ def _models(value: Any) -> list[dict[str, Any]]:
             if key not in known:
                 raise ValueError(f"item {i}: unknown field {key!r}{_did_you_mean(key, known)}")
         for required in ("name", "provider"):
-            if not isinstance(item.get(required), str):
-                raise ValueError(f"item {i}: {required!r} must be a string")
-        out.append(dict(item))
+            if not isinstance(item.get(required), str) or not item[required].strip():
+                raise ValueError(f"item {i}: {required!r} must be a non-empty string")
+        entry = {}
+        for key, raw in item.items():
+            convert = _MODEL_FIELDS.get(key)
+            try:
+                entry[key] = convert(raw) if convert else raw
+            except ValueError as exc:
+                raise ValueError(f"item {i}: {key}: {exc}") from None
+        out.append(entry)
+    return out
+
+
+def _class_path(value: Any) -> str:
+    if not isinstance(value, str) or "." not in value.strip(" .:"):
+        raise ValueError("expected 'package.module.ClassName'")
+    return value.strip()
+
+
+def _headers(value: Any) -> dict[str, str]:
+    """Extra HTTP headers: names and values must be sendable (values are never shown)."""
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping of header names to values")
+    out = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{_label(name)} is not a valid HTTP header name")
+        if not isinstance(text, (str, int)) or isinstance(text, bool):
+            raise ValueError(f"{name}: expected a string")
+        text = str(text).strip()
+        if any(not c.isprintable() or not c.isascii() for c in text):
+            raise ValueError(f"{name}: the value has a line break, control or non-ASCII character")
+        out[name] = text
+    return out
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _backend_keys() -> dict[str, Callable[[Any], Any]]:
+    """How the keys of ``backends.<name>`` (and its ``config``) are read.
+
+    A backend's settings overlay the global ones (``Settings.backend_config``),
+    so a key named like a global setting must pass that setting's checks too;
+    otherwise ``backends.local.timeout: .nan`` would slip past ``timeout``'s.
+    Keys nobody here knows belong to the backend and pass as written.
+    """
+    keys = {name: s.convert for name, s in SCHEMA.items() if not s.merge and not s.secret}
+    keys.update(
+        {
+            "type": _str,
+            "class_path": _class_path,
+            "base_url": _url,
+            "api_key_env": _env_name,
+            "models": _str_list,
+            "provider_order": _str_list,
+            "headers": _headers,
+            "api_version": _str,
+            "models_ttl": _number(float, 0, MAX_SECONDS),
+            "probe_ttl": _number(float, 0, MAX_SECONDS),
+            "probe_timeout": _number(float, 0.001, MAX_SECONDS),
+        }
+    )
+    return keys
+
+
+def _backend_settings(
+    conf: Mapping[Any, Any], where: str, keys: dict[str, Callable[[Any], Any]], *, nested: bool = False
+) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, raw in conf.items():
+        label = f"{where}.{_label(key)}"
+        if key == "config" and not nested:
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"{label}: expected a mapping")
+            out[key] = _backend_settings(raw, label, keys, nested=True)
+            continue
+        if raw is None:  # "use the global value"
+            out[key] = None
+            continue
+        convert = _secret_text if isinstance(key, str) and _looks_secret(key) else keys.get(key)
+        try:
+            out[key] = convert(raw) if convert else raw
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
     return out
 
 
 def _backends(value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping):
         raise ValueError("expected a mapping of backend names to their settings")
+    keys = _backend_keys()
     out = {}
     for name, conf in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{_label(name)}: a backend name must be a non-empty string")
         if conf is None:
             conf = {}
         if not isinstance(conf, Mapping):
-            raise ValueError(f"{name}: expected a mapping of settings")
-        if "class_path" in conf and (
-            not isinstance(conf["class_path"], str) or "." not in conf["class_path"]
-        ):
-            raise ValueError(f"{name}.class_path: expected 'package.module.ClassName'")
-        if "config" in conf and not isinstance(conf["config"], Mapping):
-            raise ValueError(f"{name}.config: expected a mapping")
-        out[str(name)] = dict(conf)
+            raise ValueError(f"{_label(name)}: expected a mapping of settings")
+        out[name] = _backend_settings(conf, _label(name), keys)
     return out
+
+
+def _label(name: Any) -> str:
+    """A name as it can be shown in a one-line message: plain if it is plain, else quoted."""
+    text = str(name)
+    if isinstance(name, str) and text and text.isprintable() and not text.isspace() and " " not in text:
+        return text
+    return repr(name) if isinstance(name, str) else readable(text)
 
 
 ROUTING_KEYS = {"code_keywords", "speed_keywords", "quality_keywords", "rules"}
@@ -225,13 +409,13 @@ def _rules(value: Any) -> list[dict[str, Any]]:
                     raise ValueError(f"{where}.if.{bound}: {exc}") from None
         if not (rule.get("prefer_model") or rule.get("prefer_backend")):
             raise ValueError(f"{where}: needs prefer_model or prefer_backend")
-        rules.append(
-            {
-                "if": checked,
-                "prefer_model": _opt_str(rule.get("prefer_model")),
-                "prefer_backend": _opt_str(rule.get("prefer_backend")),
-            }
-        )
+        entry: dict[str, Any] = {"if": checked}
+        for key in ("prefer_model", "prefer_backend"):
+            try:
+                entry[key] = _opt_str(rule.get(key))
+            except ValueError as exc:
+                raise ValueError(f"{where}.{key}: {exc}") from None
+        rules.append(entry)
     return rules
 
 
@@ -306,7 +490,7 @@ DEFAULT_ROUTING = {
 _SETTINGS = [
     Setting(
         "default_backend",
-        _str,
+        _backend_name,
         "auto",
         "auto, local, cloud, or a registered backend name",
         ("TTT_DEFAULT_BACKEND",),
@@ -318,17 +502,23 @@ _SETTINGS = [
         "model name or alias; empty for automatic choice",
         ("TTT_DEFAULT_MODEL",),
     ),
-    Setting("timeout", _number(float, 0.001), 30.0, "seconds allowed for each attempt", ("TTT_TIMEOUT",)),
+    Setting(
+        "timeout",
+        _number(float, 0.001, MAX_SECONDS),
+        30.0,
+        "seconds allowed for each attempt",
+        ("TTT_TIMEOUT",),
+    ),
     Setting(
         "max_retries",
-        _number(int, 0),
+        _number(int, 0, MAX_RETRIES),
         3,
         "retries of a retryable failure before falling back",
         ("TTT_MAX_RETRIES",),
     ),
     Setting(
         "max_retry_wait",
-        _number(float, 0),
+        _number(float, 0, MAX_SECONDS),
         30.0,
         "cap in seconds on one wait between retries (Retry-After included)",
     ),
@@ -452,7 +642,7 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
 _PROJECT_FILES = ("ttt.yaml", "ttt.yml", ".ttt.yaml", ".ttt.yml")
 _USER_FILES = (".config/ttt/config.yaml", ".config/ttt/config.yml", ".ttt.yaml", ".ttt.yml")
-_paths_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+_paths_cache: dict[tuple[str | None, str], tuple[str, ...]] = {}
 
 
 def _candidate_paths() -> tuple[str, ...]:
@@ -460,12 +650,15 @@ def _candidate_paths() -> tuple[str, ...]:
     explicit = os.environ.get("TTT_CONFIG")
     if explicit:
         return (os.path.expanduser(explicit),)
-    key = (os.getcwd(), os.path.expanduser("~"))
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # the working directory was deleted: there is no project file to find
+        cwd = None
+    key = (cwd, os.path.expanduser("~"))
     paths = _paths_cache.get(key)
     if paths is None:
-        paths = tuple(os.path.join(key[0], n) for n in _PROJECT_FILES) + tuple(
-            os.path.join(key[1], n) for n in _USER_FILES
-        )
+        project = tuple(os.path.join(cwd, n) for n in _PROJECT_FILES) if cwd else ()
+        paths = project + tuple(os.path.join(key[1], n) for n in _USER_FILES)
         _paths_cache[key] = paths
     return paths
 
@@ -475,38 +668,77 @@ def config_files() -> list[Path]:
     return [Path(p) for p in _candidate_paths()]
 
 
+def escape_surrogates(text: str) -> str:
+    """``text`` with the lone surrogates of undecodable bytes written as ``\\xff`` escapes.
+
+    A path or variable that is not UTF-8 reaches Python as ``"\\udcff"``-style
+    surrogates, which print as "?" or break JSON readers; the escape shows the byte.
+    """
+    return _SURROGATE.sub(_escape_char, text)
+
+
+def readable(text: str) -> str:
+    """``text`` safe for a one-line message: every character a terminal would not show is escaped.
+
+    Line breaks, tabs, control characters and undecodable bytes become escapes
+    (``\\n``, ``\\x07``, ``\\xff``), so a path or name can neither split a message
+    into several lines nor hide what it contains.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as shown to people: as given, with undecodable bytes and control characters escaped."""
+    return readable(os.fspath(path))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str | re.Match[str]) -> str:
+    if isinstance(char, re.Match):
+        char = char.group()
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape: the byte it stands for
+        return f"\\x{code - 0xDC00:02x}"
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+#: A file nested deeper than this, or expanding (through aliases) to more values,
+#: is refused before any converter, display or merge walks it recursively.
+MAX_DEPTH = 50
+MAX_VALUES = 100_000
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     """Parse and validate one file, all or nothing; errors name the file, line and key."""
-    import yaml  # only when a config file exists
-
+    shown = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"Invalid YAML in {where}: {problem}.", hint="Fix the file or remove it.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Invalid YAML in {path}: {exc}.") from None
+        raise ConfigError(f"Cannot read config file {shown}: {exc.strerror or exc}.") from None
+    data, lines = _parse_yaml(_decode(raw, shown), shown)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must be a mapping of settings, not {type(data).__name__}.")
-    lines = {}
-    if node is not None and hasattr(node, "value") and isinstance(node.value, list):
-        for key_node, _ in node.value:
-            lines[getattr(key_node, "value", None)] = key_node.start_mark.line + 1
+        raise ConfigError(f"Config file {shown} must be a mapping of settings, not {type(data).__name__}.")
+    try:
+        _check_shape(data)
+    except ValueError as exc:
+        raise ConfigError(f"Config file {shown} {exc}.", hint="Simplify the file.") from None
     errors = []
     values = {}
-    for key, raw in data.items():
-        where = f"{path}, line {lines.get(key, '?')}"
+    for key, raw_value in data.items():
+        where = f"{shown}, line {lines.get(_line_key(key), '?')}"
         try:
-            values[key] = _convert(key, raw)
+            values[key] = _convert(key, raw_value)
         except ConfigError as exc:
             errors.append(f"{where}: {exc.message}")
     if errors:
@@ -517,8 +749,88 @@ def _read_file(path: Path) -> dict[str, Any]:
     return values
 
 
+def _decode(raw: bytes, shown: str) -> str:
+    """The file's text; YAML files are UTF-8, and a file that is not says where it stops being so."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"Config file {shown} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start},"
+            f" line {line}).",
+            hint="Save it as UTF-8.",
+        ) from None
+
+
+def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[str, int]]:
+    """(data, line of each top-level key); every way PyYAML can fail becomes a ConfigError.
+
+    Besides its own errors, PyYAML's constructors raise ``ValueError`` and friends
+    for values such as ``!!timestamp 2020-13-99``, and recurse once per nesting level.
+    """
+    import yaml  # only when a config file exists
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{shown}, line {mark.line + 1}" if mark else shown
+        problem = readable(" ".join(str(exc.problem or exc.context or "invalid YAML").split()))
+        raise ConfigError(f"Invalid YAML in {where}: {problem}.", hint="Fix the file or remove it.") from None
+    except yaml.reader.ReaderError as exc:
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError(
+            f"Config file {shown} has a character YAML does not allow (U+{char:04X} at character"
+            f" {exc.position}).",
+            hint="Remove it, or write it as an escape inside a double-quoted string.",
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"Config file {shown} is nested too deeply.", hint="Simplify the file.") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        message = readable(" ".join(str(exc).split())) or type(exc).__name__
+        raise ConfigError(f"Invalid YAML in {shown}: {message}.", hint="Fix the file or remove it.") from None
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                lines.setdefault(key_node.value, key_node.start_mark.line + 1)
+    return data, lines
+
+
+def _line_key(key: Any) -> str:
+    return key if isinstance(key, str) else str(key)
+
+
+def _check_shape(value: Any) -> None:
+    """Refuse structures too deep, too large (alias bombs) or containing themselves.
+
+    YAML aliases can build a mapping that contains itself, or a few lines that
+    expand to billions of values; everything that later walks the settings
+    (validation, merging, display) would recurse forever or exhaust memory.
+    """
+    budget = [MAX_VALUES]
+
+    def walk(item: Any, depth: int, inside: set[int]) -> None:
+        if not isinstance(item, (dict, list, tuple)):
+            return
+        if id(item) in inside:
+            raise ValueError("has a value that contains itself (through a YAML alias)")
+        if depth > MAX_DEPTH:
+            raise ValueError(f"is nested more than {MAX_DEPTH} levels deep")
+        budget[0] -= len(item)
+        if budget[0] < 0:
+            raise ValueError(f"expands to more than {MAX_VALUES:,} values")
+        inside.add(id(item))
+        for child in item.values() if isinstance(item, dict) else item:
+            walk(child, depth + 1, inside)
+        inside.discard(id(item))
+
+    walk(value, 0, set())
+
+
 def _convert(key: Any, raw: Any) -> Any:
-    setting = SCHEMA.get(key)
+    setting = SCHEMA.get(key) if isinstance(key, str) else None
     if setting is None:
         raise ConfigError(f"unknown key {key!r}{_did_you_mean(key, SCHEMA)}")
     try:
@@ -598,6 +910,7 @@ class Settings:
 
 
 def display_value(value: Any, secret: bool = False) -> str:
+    """One line for a table cell: secrets masked, line breaks and undecodable bytes escaped."""
     if isinstance(value, Secret) or (secret and value):
         return mask(value.reveal() if isinstance(value, Secret) else str(value))
     if value is None:
@@ -605,9 +918,9 @@ def display_value(value: Any, secret: bool = False) -> str:
     if isinstance(value, (dict, list)):
         import json
 
-        text = json.dumps(_scrub(value), default=str, ensure_ascii=False)
+        text = escape_surrogates(json.dumps(_scrub(value), default=str, ensure_ascii=False))
         return text if len(text) <= 60 else text[:57] + "..."
-    return str(value)
+    return readable(str(value))
 
 
 def _looks_secret(key: str) -> bool:
@@ -617,8 +930,10 @@ def _looks_secret(key: str) -> bool:
 
 def _scrub(value: Any) -> Any:
     """Mask anything key-like nested in backend settings before display."""
-    if isinstance(value, dict):
-        return {k: (mask(str(v)) if _looks_secret(str(k)) and v else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, dict):  # keys as text: YAML allows dates and numbers, JSON does not
+        return {
+            str(k): (mask(str(v)) if _looks_secret(str(k)) and v else _scrub(v)) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     if isinstance(value, Secret):
@@ -680,6 +995,7 @@ def _compute(stamps: tuple[tuple[str, Any], ...]) -> Settings:
                 values[key] = value
                 sources[key] = source
 
+    _require_named_file(stamps)
     used = []
     for path, stamp in reversed(stamps):  # lowest precedence first
         if stamp is None:
@@ -688,7 +1004,7 @@ def _compute(stamps: tuple[tuple[str, Any], ...]) -> Settings:
         if cached is None or cached[0] != stamp:
             cached = (stamp, _read_file(Path(path)))
             _store.file_cache[path] = cached
-        apply(cached[1], str(path))
+        apply(cached[1], display_path(path))
         used.append(path)
     for name, setting in SCHEMA.items():
         for env_name in setting.env:  # first listed variable wins
@@ -708,6 +1024,24 @@ def _compute(stamps: tuple[tuple[str, Any], ...]) -> Settings:
     return Settings(values, sources, [Path(p) for p in reversed(used)])
 
 
+def _require_named_file(stamps: tuple[tuple[str, Any], ...]) -> None:
+    """``TTT_CONFIG`` replaces the search, so a file it names that is not there must not pass silently."""
+    if not os.environ.get("TTT_CONFIG") or not stamps or stamps[0][1] is not None:
+        return
+    path = stamps[0][0]
+    try:
+        os.stat(path)
+        why = "which cannot be read"
+    except FileNotFoundError:
+        why = "which does not exist"
+    except OSError as exc:
+        why = f"which cannot be read ({exc.strerror or type(exc).__name__})"
+    raise ConfigError(
+        f"TTT_CONFIG names the config file {display_path(path)}, {why}.",
+        hint="Fix the path, or unset TTT_CONFIG to use ./ttt.yaml and ~/.config/ttt/config.yaml.",
+    )
+
+
 def configure(**settings: Any) -> Settings:
     """Set values in the programmatic layer (highest precedence); ``None`` unsets one.
 
@@ -724,9 +1058,12 @@ def configure(**settings: Any) -> Settings:
             converted[key] = None
             continue
         try:
+            _check_shape(raw)
             converted[key] = SCHEMA[key].convert(raw)
         except ValueError as exc:
-            raise ConfigError(f"Setting {key!r}: {exc}.") from None
+            raise ConfigError(f"Setting {key!r} (configure()): {exc}.") from None
+    if converted.get("default_backend") is not None:
+        _require_known_backend(converted["default_backend"], converted)
     with _store.lock:
         for key, value in converted.items():
             if value is None:
@@ -739,6 +1076,46 @@ def configure(**settings: Any) -> Settings:
     current = get_config()
     _notify(current)
     return current
+
+
+def _require_known_backend(name: str, pending: dict[str, Any]) -> None:
+    """Refuse ``configure(default_backend=...)`` naming no backend that exists now.
+
+    Only here: a file or variable may name a backend that a plugin registers
+    later, and reading those layers must stay cheap (no registry, no plugins), so
+    the router reports them when it is asked. A call to ``configure()`` happens
+    after the plugins it relies on were loaded, so the registry is complete enough
+    to judge, and a typo (``%ttt_config default_backend=mok``) is caught at once.
+    """
+    if name == "auto":
+        return
+    from .registry import backend_registry
+
+    known = set(backend_registry.entries(_empty_settings()))
+    known |= set(pending.get("backends") or {})
+    if name in known:
+        return
+    from .plugins import ensure_discovered
+
+    try:
+        ensure_discovered()
+        known |= set(backend_registry.entries(_empty_settings()))
+        known |= set(get_config().backends)  # class_path/type backends from files and env
+    except ConfigError:  # a broken file is reported by the next get_config(), not here
+        pass
+    if name in known:
+        return
+    choices = sorted(known | {"auto"})
+    raise ConfigError(
+        f"Setting 'default_backend' (configure()): no backend is called {name!r}"
+        f"{_did_you_mean(name, choices)}.",
+        hint=f"Registered backends: {', '.join(choices)}.",
+    )
+
+
+def _empty_settings() -> Settings:
+    """Settings with no ``backends:``, to list the registered backends without the configured ones."""
+    return Settings({name: s.default for name, s in SCHEMA.items()}, {})
 
 
 def reset() -> None:

@@ -8,7 +8,7 @@ code that builds an HTTP header should call it.
 
 from __future__ import annotations
 
-__all__ = ["Secret", "mask", "reveal"]
+__all__ = ["Secret", "clean_key", "mask", "reveal"]
 
 
 def mask(value: str | None) -> str:
@@ -23,6 +23,41 @@ def mask(value: str | None) -> str:
     head, sep, _ = value[:8].partition("-")
     prefix = head + sep if sep and head.isalpha() else ""
     return f"{prefix}…{value[-4:]}"
+
+
+def _describe(char: str) -> str:
+    """A name for a character that cannot be in a key; never the key's own characters."""
+    if char in "\r\n":
+        return "a line break"
+    if char == "\t":
+        return "a tab"
+    if char.isspace():
+        return "a space"
+    if "\ud800" <= char <= "\udfff":
+        return "a byte that is not UTF-8"
+    if not char.isprintable():
+        return "a control character"
+    return f"a non-ASCII character (U+{ord(char):04X})"
+
+
+def clean_key(value: str) -> str:
+    """The key without the spaces and line breaks that pasting, or a file's last line, add around it.
+
+    An HTTP header cannot carry whitespace, control or non-ASCII characters, so a key
+    with one left inside would fail only after every retry, as an obscure protocol
+    error. Refusing it here says what is wrong at once; the message says where the
+    bad character is, never what the key is.
+    """
+    key = value.strip()
+    for position, char in enumerate(key, 1):
+        if char.isspace() or not char.isprintable() or not char.isascii():
+            raise ValueError(
+                f"the key has {_describe(char)} inside it (character {position} of {len(key)});"
+                " copy the key again without it"
+            )
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+        raise ValueError("the key is wrapped in quotes; remove them")
+    return key
 
 
 class Secret:
