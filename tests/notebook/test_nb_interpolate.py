@@ -44,6 +44,7 @@ NS = {
         ("{In[3]} -> {Out[3]}", "df.head() -> the head"),
         ("{_}", "last result"),
         ("file_{name}.csv", "file_Ada.csv"),
+        ('f"{n:.2f} {n!r}"', 'f"42.00 42"'),
     ],
 )
 def test_fields_that_resolve_are_filled(text: str, expected: str) -> None:
@@ -56,7 +57,6 @@ def test_fields_that_resolve_are_filled(text: str, expected: str) -> None:
         '{"name": "x", "n": 1}',
         "{k: v for k, v in d.items()}",
         "const {name, n} = props",
-        'f"{n:.2f} {n!r}"',
         "\\frac{n}{name}",
         "x^{n} + a_{n} + \\sum_{n}",
         "{{name}}",
@@ -73,6 +73,88 @@ def test_fields_that_resolve_are_filled(text: str, expected: str) -> None:
 )
 def test_literal_braces_survive(text: str) -> None:
     assert interpolate(text, NS) == text
+
+
+class Shape:
+    shape = (12345, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{pi:.2f}", "3.14"),
+        ("{name!r}", "'Ada'"),
+        ("{name!s:>5}", "  Ada"),
+        ("{name!a}", "'Ada'"),
+        ("{df.shape[0]:,}", "12,345"),
+        ("{n:05d}|{n:x}|{n:}", "00042|2a|42"),
+        ("{cfg['model']!r:>7}", "  'gpt'"),
+        ("{rows[1][a]:+d}", "+1"),
+    ],
+)
+def test_conversions_and_format_specs_apply_like_fstrings(text: str, expected: str) -> None:
+    assert interpolate(text, {**NS, "pi": 3.14159, "df": Shape()}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{name:.2f}",  # a spec the value rejects
+        "{n:abc}",
+        "{name!x}",  # not a conversion
+        "{name!rr}",
+        "{name!}",
+        "{missing:.2f} {missing!r}",  # does not resolve
+        "{n !r}",
+        "{p.broken!r}",
+        "{name: value}",  # a dict-like literal whose key happens to be a variable
+    ],
+)
+def test_specs_that_fail_or_fields_that_do_not_resolve_stay_as_written(text: str) -> None:
+    assert interpolate(text, NS) == text
+
+
+def test_a_failing_repr_or_format_leaves_the_field_literal() -> None:
+    class Touchy:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+        def __format__(self, spec: str) -> str:
+            raise RuntimeError("no format")
+
+    assert interpolate("{t!r} {t:>3}", {"t": Touchy()}) == "{t!r} {t:>3}"
+
+
+def test_colons_and_bangs_inside_brackets_belong_to_the_key() -> None:
+    ns = {"d": {"a:b": 1.5, "c!d": "x"}}
+    assert interpolate("{d['a:b']:.1f} {d['c!d']!r}", ns) == "1.5 'x'"
+
+
+SENTINEL = "sk-test-SENTINEL-0123456789abcdef"
+
+
+def test_secrets_in_values_are_withheld_and_counted() -> None:
+    from ttt_magic.notebook.interpolate import expand
+    from ttt_magic.secrets import mask
+
+    ns = {"env": {"OPENAI_API_KEY": SENTINEL}, "plain": "nothing here", "key": SENTINEL}
+    result = expand("{env} / {plain} / {key!r} / {key:>40}", ns, secrets=[SENTINEL])
+    assert SENTINEL not in result.text
+    assert result.text.count(mask(SENTINEL)) == 3
+    assert result.withheld == 3
+    assert "nothing here" in result.text
+    assert expand("{plain}", ns, secrets=[SENTINEL]).withheld == 0
+
+
+def test_a_secret_is_withheld_before_truncation_cuts_it() -> None:
+    ns = {"blob": "x" * 95 + SENTINEL}
+    out = interpolate("{blob}", ns, limit=100, secrets=[SENTINEL])
+    assert out.startswith("x" * 95 + "sk-…")
+    assert "sk-test" not in out  # no partial key survives the cut
+
+
+def test_what_the_user_typed_is_not_rewritten() -> None:
+    assert interpolate(f"my key is {SENTINEL}", {}, secrets=[SENTINEL]) == f"my key is {SENTINEL}"
 
 
 def test_nested_group_inner_field_still_fills() -> None:

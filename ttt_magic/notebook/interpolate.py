@@ -7,15 +7,20 @@ them. Here a field is expanded only when it matches a tiny grammar and every
 step of it resolves in the user namespace; anything else is copied through
 byte for byte.
 
-Grammar of a field (the text between ``{`` and ``}``, no spaces)::
+Grammar of a field (the text between ``{`` and ``}``, no spaces in the reference)::
 
-    field  := NAME ( "." NAME | "[" key "]" )*
+    field  := ref [ "!" ("r" | "s" | "a") ] [ ":" spec ]
+    ref    := NAME ( "." NAME | "[" key "]" )*
     key    := INTEGER | 'text' | "text" | NAME      (a bare NAME is a literal string key,
                                                    as in str.format: {d[key]} is d["key"])
 
 So ``{df}``, ``{df.shape}``, ``{cfg['model']}``, ``{rows[0].name}``,
 ``{In[3]}``, ``{Out[3]}`` and ``{_}`` work; attributes starting with ``__``
-are never followed. ``{{`` is copied as is. A ``{`` right after a LaTeX
+are never followed. A conversion and a format spec apply as in an f-string
+(``{x:.2f}``, ``{x!r}``, ``{df.shape[0]:,}``); a spec that fails to apply
+leaves the field as written, like a reference that does not resolve.
+Configured API keys found in a value are replaced by their masked form
+(``withhold.py``). ``{{`` is copied as is. A ``{`` right after a LaTeX
 command (``\\frac{``), ``^`` or ``_``, and the groups chained to it
 (``}{``), is LaTeX and stays literal.
 """
@@ -23,10 +28,22 @@ command (``\\frac{``), ``^`` or ``_``, and the groups chained to it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Unresolved", "interpolate", "parse_field", "resolve_field", "to_text"]
+from .withhold import withhold
+
+__all__ = [
+    "Expansion",
+    "Unresolved",
+    "expand",
+    "interpolate",
+    "parse_field",
+    "resolve_field",
+    "split_field",
+    "to_text",
+]
 
 DEFAULT_LIMIT = 2000
 TABLE_MAX_ROWS = 20
@@ -37,6 +54,7 @@ _NAME_RE = re.compile(_NAME)
 _INT_RE = re.compile(r"-?[0-9]+")
 _LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+\*?$")
 _WORD_BEFORE_RE = re.compile(r"\\?[A-Za-z0-9}]*$")
+_CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
 
 
 class Unresolved(Exception):
@@ -103,15 +121,59 @@ def resolve_field(field: str, namespace: Mapping[str, Any]) -> Any:
     return value
 
 
+def split_field(field: str) -> tuple[str, str | None, str | None]:
+    """(reference, conversion, spec) of a field: ``x.y!r:>8`` is ("x.y", "r", ">8").
+
+    ``!`` and ``:`` inside brackets belong to the reference (``{d['a:b']}``).
+    Raises ``Unresolved`` for a conversion f-strings do not have.
+    """
+    depth = 0
+    for i, char in enumerate(field):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(0, depth - 1)
+        elif depth == 0 and char == ":":
+            return field[:i], None, field[i + 1 :]
+        elif depth == 0 and char == "!":
+            conversion, rest = field[i + 1 : i + 2], field[i + 2 :]
+            if conversion not in _CONVERSIONS or (rest and not rest.startswith(":")):
+                raise Unresolved(field)
+            return field[:i], conversion, (rest[1:] if rest else None)
+    return field, None, None
+
+
 def to_text(value: Any, limit: int = DEFAULT_LIMIT) -> str:
     """The text a value interpolates as: tables for pandas objects, truncated past ``limit``."""
+    return _truncate(_plain_text(value), limit)
+
+
+def _plain_text(value: Any) -> str:
     text = _table_text(value)
     if text is None:
         text = value if isinstance(value, str) else str(value)
+    return text
+
+
+def _truncate(text: str, limit: int) -> str:
     if limit and len(text) > limit:
         dropped = len(text) - limit
         text = f"{text[:limit]}… [truncated {dropped} chars]"
     return text
+
+
+def _field_text(field: str, namespace: Mapping[str, Any]) -> str:
+    """The text a field stands for (before secrets are withheld and length is limited)."""
+    reference, conversion, spec = split_field(field)
+    value = resolve_field(reference, namespace)
+    if conversion is None and not spec:
+        return _plain_text(value)
+    try:
+        if conversion is not None:
+            value = _CONVERSIONS[conversion](value)
+        return format(value, spec or "")
+    except Exception:  # a spec the value rejects, or a __format__/__repr__ that fails: not ours
+        raise Unresolved(field) from None
 
 
 def _table_text(value: Any) -> str | None:
@@ -132,10 +194,29 @@ def _table_text(value: Any) -> str | None:
         return None
 
 
-def interpolate(text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LIMIT) -> str:
+@dataclass(frozen=True)
+class Expansion:
+    """An interpolated text, and in how many of its values a configured secret was withheld."""
+
+    text: str
+    withheld: int = 0
+
+
+def interpolate(
+    text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LIMIT, *, secrets: Iterable[str] = ()
+) -> str:
     """Expand ``{field}`` placeholders that resolve in ``namespace``; keep everything else as written."""
+    return expand(text, namespace, limit, secrets=secrets).text
+
+
+def expand(
+    text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LIMIT, *, secrets: Iterable[str] = ()
+) -> Expansion:
+    """``interpolate``, also reporting secrets withheld: each of ``secrets`` found in a value is masked."""
     if "{" not in text:
-        return text
+        return Expansion(text)
+    secrets = tuple(secrets)
+    withheld = 0
     out: list[str] = []
     i = 0
     n = len(text)
@@ -165,16 +246,19 @@ def interpolate(text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LI
         literal = _is_latex_position(text, start, latex_chain)
         if not literal:
             try:
-                out.append(to_text(resolve_field(field, namespace), limit))
+                value, found = withhold(_field_text(field, namespace), secrets)
+            except Unresolved:
+                pass
+            else:
+                out.append(_truncate(value, limit))
+                withheld += bool(found)
                 i = end + 1
                 latex_chain = False
                 continue
-            except Unresolved:
-                pass
         out.append(text[start : end + 1])
         i = end + 1
         latex_chain = literal
-    return "".join(out)
+    return Expansion("".join(out), withheld)
 
 
 def _is_latex_position(text: str, brace: int, chained: bool) -> bool:

@@ -2,26 +2,20 @@
 
 Why throttled: re-sending the whole Markdown on every token costs O(n²) bytes
 and trips Jupyter's iopub rate limit. ``StreamView`` shows the first text at
-once, then coalesces chunks into updates of one display (same ``display_id``).
-The wait between updates grows with the text's size relative to the stream's
-speed::
-
-    interval = clamp(len(text) / (PACE * chars_per_second), MIN_INTERVAL, MAX_INTERVAL)
-
-which is ``elapsed / PACE``: at most 20 updates a second early on, then fewer
-and fewer. Each update re-sends the text, whose size grows at the stream's
-speed, so the bytes sent stay about ``PACE`` times the answer's size whatever
-the speed (a fixed rate would send ~20 × duration × size / 2). The cap keeps a
-very long, slow answer from looking stalled; past ``PACE * MAX_INTERVAL``
-seconds the bytes grow with the duration instead. The final update always
-carries the whole answer: ``text/markdown`` (answer + footer) and
-``text/plain`` (the answer alone) with provenance under
+once, then coalesces chunks into updates of one display (same ``display_id``),
+as often as ``throttle.Throttle`` allows (the rule the ask box uses too). The
+final update always carries the whole answer: ``text/markdown`` (answer +
+footer) and ``text/plain`` (the answer alone) with provenance under
 ``metadata["ttt_magic"]``.
 
 Why the footer lives inside the Markdown (a last ``<sub>`` line) rather than in
 a second output: the saved notebook then holds exactly one output per
 ``%%ask``, ``text/plain`` stays the bare answer for anyone reading the file,
-and the figures sit next to the answer they describe.
+and the figures sit next to the answer they describe. The footer is built by
+one function, ``footer_text`` (plain text: the terminal, the CLI), escaped by
+``footer_html`` (the notebook, the ask box). Notes about what the magic did
+(a key withheld, nothing inserted) ride on the same line and are shown even
+when the figures are turned off.
 
 Everything here is called from the main thread only: ipykernel routes
 output from other threads to the wrong cell.
@@ -34,27 +28,37 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
+
+from .throttle import MAX_INTERVAL, MIN_INTERVAL, PACE, Throttle
 
 __all__ = [
     "FORMATS",
     "INTERRUPTED_MARK",
+    "TRUNCATED_NOTE",
     "IPythonPublisher",
+    "RouteView",
     "StreamView",
     "TerminalView",
     "error_bundle",
+    "error_line",
     "extract_code",
+    "fenced_code",
     "final_bundle",
+    "footer_html",
+    "footer_parts",
     "footer_text",
     "provenance",
+    "route_text",
+    "truncated",
 ]
 
 FORMATS = ("markdown", "text", "code", "json", "html")
 INTERRUPTED_MARK = "*[interrupted]*"
-MIN_INTERVAL = 0.05  # seconds: at most 20 updates a second
-MAX_INTERVAL = 5.0  # seconds: never longer between updates while text arrives
-PACE = 20  # the bytes sent stay about PACE times the answer's size
+TRUNCATED_NOTE = "cut off at max_tokens"
+#: ``finish_reason`` values meaning "the answer hit the token limit" (OpenAI/Ollama, Anthropic, Gemini).
+TRUNCATION_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
 ERROR_STYLE = (
     "border-left: 4px solid #d9534f; padding: 4px 12px; margin: 4px 0; background: rgba(217, 83, 79, 0.08)"
 )
@@ -107,8 +111,12 @@ def provenance(response: Any) -> dict[str, Any]:
     }
     if getattr(response, "error", None):
         record["error"] = response.error
-    if meta.get("interrupted"):
-        record["interrupted"] = True
+    flags = {
+        "interrupted": meta.get("interrupted"),
+        "truncated": truncated(response),
+        "cached": meta.get("cached"),
+    }
+    record.update({name: True for name, on in flags.items() if on})
     return _jsonable(record)
 
 
@@ -124,38 +132,85 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
 
 
-def footer_text(response: Any) -> str:
-    """``model · backend · 12 in / 40 out · 1.2 s · $0.0003``, leaving out what is unknown."""
+def truncated(response: Any) -> bool:
+    """Whether the answer was cut by ``max_tokens``.
+
+    ``metadata["truncated"]`` when the library says so; until every backend
+    sets it, a ``finish_reason`` meaning "length" counts too.
+    """
+    meta = getattr(response, "metadata", None) or {}
+    return bool(meta.get("truncated")) or meta.get("finish_reason") in TRUNCATION_REASONS
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"
+
+
+def _price(cost: float) -> str:
+    return f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.2e}"
+
+
+def footer_parts(response: Any, *, elapsed: float | None = None) -> list[str]:
+    """The footer's pieces: model, backend, tokens, time, cost, then truncated/cached; unknowns left out.
+
+    ``elapsed`` stands in for the time when the answer does not carry one (the
+    CLI measures its own).
+    """
     if response is None:
-        return ""
-    parts = []
-    for value in (getattr(response, "model", None), getattr(response, "backend", None)):
-        if value:
-            parts.append(str(value))
+        return []
+    parts = [str(v) for v in (getattr(response, "model", None), getattr(response, "backend", None)) if v]
     tin, tout = getattr(response, "tokens_in", None), getattr(response, "tokens_out", None)
     if tin is not None or tout is not None:
         parts.append(f"{tin if tin is not None else '?'} in / {tout if tout is not None else '?'} out")
     taken = getattr(response, "time_taken", None)
+    taken = elapsed if taken is None else taken
     if taken is not None:
-        parts.append(f"{taken:.1f} s" if taken >= 0.1 else f"{taken * 1000:.0f} ms")
+        parts.append(_duration(taken))
     cost = getattr(response, "cost", None)
     if cost:
-        parts.append(f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.2e}")
-    return " · ".join(parts)
+        parts.append(_price(cost))
+    if truncated(response):
+        parts.append(TRUNCATED_NOTE)
+    if (getattr(response, "metadata", None) or {}).get("cached"):
+        parts.append("cached")
+    return parts
+
+
+def footer_text(response: Any, *, elapsed: float | None = None, notes: Iterable[str] = ()) -> str:
+    """The footer as plain text: ``model · backend · 12 in / 40 out · 1.2 s · $0.0003``.
+
+    The one footer of every front end: the terminal view, the notebook (through
+    ``footer_html``), the ask box, and the CLI. ``notes`` (what the magic did,
+    such as "nothing inserted") follow the figures; with ``response=None`` only
+    the notes are given.
+    """
+    return " · ".join([*footer_parts(response, elapsed=elapsed), *notes])
+
+
+def footer_html(response: Any, *, notes: Iterable[str] = ()) -> str:
+    """``footer_text``, escaped for HTML and Markdown (answers and model names are not markup)."""
+    return html.escape(footer_text(response, notes=notes))
 
 
 _FENCE_RE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
 
 
-def extract_code(text: str, default_language: str = "python") -> tuple[str, str]:
-    """(code, language) from an answer: its fenced blocks joined, or the whole text if none."""
+def fenced_code(text: str, default_language: str = "python") -> tuple[str, str] | None:
+    """(code, language) of an answer's fenced blocks, joined; None when it has none.
+
+    What ``--insert`` puts in a new cell: only code, never prose.
+    """
     blocks = [(m.group(2) or "", m.group(3)) for m in _FENCE_RE.finditer(text)]
     if not blocks:
-        stripped = text.strip("\n")
-        return stripped, default_language
+        return None
     language = next((lang for lang, _ in blocks if lang), default_language)
-    code = "\n\n".join(body.rstrip("\n") for _, body in blocks)
-    return code, language
+    return "\n\n".join(body.rstrip("\n") for _, body in blocks), language
+
+
+def extract_code(text: str, default_language: str = "python") -> tuple[str, str]:
+    """(code, language) for showing an answer as code: its fenced blocks, or the whole text if none."""
+    found = fenced_code(text, default_language)
+    return found if found is not None else (text.strip("\n"), default_language)
 
 
 def _fence(body: str, language: str = "") -> str:
@@ -176,13 +231,17 @@ def parse_json(text: str) -> tuple[Any, str | None]:
         return None, str(exc)
 
 
+def error_line(message: str, hint: str | None = None) -> str:
+    """A refusal or failure as one line of plain text: ``ttt-magic: message hint``."""
+    return f"ttt-magic: {message}" + (f" {hint}" if hint else "")
+
+
 def error_bundle(message: str, hint: str | None = None) -> Bundle:
-    """A short styled message (no traceback): HTML with a red left border, plain text with the hint."""
+    """A short styled message (no traceback): HTML with a red left border, plain text on one line."""
     body = f"<b>ttt-magic:</b> {html.escape(message)}"
     if hint:
         body += f'<br><span style="opacity: 0.8">{html.escape(hint)}</span>'
-    plain = f"ttt-magic: {message}" + (f"\n{hint}" if hint else "")
-    return {"text/html": f'<div style="{ERROR_STYLE}">{body}</div>', "text/plain": plain}
+    return {"text/html": f'<div style="{ERROR_STYLE}">{body}</div>', "text/plain": error_line(message, hint)}
 
 
 def final_bundle(
@@ -192,18 +251,22 @@ def final_bundle(
     *,
     footer: bool = True,
     interrupted: bool = False,
+    notes: Iterable[str] = (),
 ) -> tuple[Bundle, dict[str, Any]]:
-    """The one output a finished answer leaves in the notebook, and its metadata."""
+    """The one output a finished answer leaves in the notebook, and its metadata.
+
+    ``footer=False`` drops the figures; ``notes`` are shown either way.
+    """
     error = getattr(response, "error", None)
     if interrupted:
         error = None  # the mark says it; "Interrupted: ..." as an error box would repeat it
-    foot = footer_text(response) if footer else ""
+    foot = footer_html(response if footer else None, notes=notes)
     metadata = {"ttt_magic": {**provenance(response), "format": fmt}}
 
     if not text and error:
         data = error_bundle(error)
         if foot:
-            data["text/html"] += f"<sub>{html.escape(foot)}</sub>"
+            data["text/html"] += f"<sub>{foot}</sub>"
         return data, metadata
 
     tail_md: list[str] = []
@@ -216,31 +279,9 @@ def final_bundle(
         tail_md.append(box["text/html"])
         tail_plain.append(box["text/plain"])
     if foot:
-        tail_md.append(f"<sub>{html.escape(foot)}</sub>")
+        tail_md.append(f"<sub>{foot}</sub>")
 
-    plain = text
-    extra: Bundle = {}
-    if fmt == "code":
-        code, language = extract_code(text)
-        head = _fence(code, language)
-        plain = code
-    elif fmt == "json":
-        value, problem = parse_json(text)
-        if problem is None:
-            pretty = json.dumps(value, indent=2, ensure_ascii=False)
-            head = _fence(pretty, "json")
-            plain = pretty
-            if not interrupted:
-                extra["application/json"] = value
-        else:
-            head = f"**Invalid JSON** ({html.escape(problem)}):\n\n" + _fence(text, "text")
-    elif fmt == "text":
-        head = f'<pre style="white-space: pre-wrap">{html.escape(text)}</pre>'
-    elif fmt == "html":
-        head = text
-    else:
-        head = text
-
+    head, plain, extra = _formatted(text, fmt, interrupted)
     data: Bundle
     if fmt in ("text", "html"):
         data = {"text/html": "\n".join([head, *(_md_to_html(t) for t in tail_md)])}
@@ -249,6 +290,22 @@ def final_bundle(
         data.update(extra)
     data["text/plain"] = "\n".join([plain, *tail_plain]) if tail_plain else plain
     return data, metadata
+
+
+def _formatted(text: str, fmt: str, interrupted: bool) -> tuple[str, str, Bundle]:
+    """(head shown, plain text, extra mimetypes) of an answer in one format."""
+    if fmt == "code":
+        code, language = extract_code(text)
+        return _fence(code, language), code, {}
+    if fmt == "json":
+        value, problem = parse_json(text)
+        if problem is not None:
+            return f"**Invalid JSON** ({html.escape(problem)}):\n\n" + _fence(text, "text"), text, {}
+        pretty = json.dumps(value, indent=2, ensure_ascii=False)
+        return _fence(pretty, "json"), pretty, ({} if interrupted else {"application/json": value})
+    if fmt == "text":
+        return f'<pre style="white-space: pre-wrap">{html.escape(text)}</pre>', text, {}
+    return text, text, {}  # markdown, html
 
 
 def _md_to_html(piece: str) -> str:
@@ -287,17 +344,12 @@ class StreamView:
     ) -> None:
         self.fmt = fmt
         self.publisher = publisher if publisher is not None else IPythonPublisher()
-        self.clock = clock
         self.footer = footer
-        self.min_interval = min_interval
-        self.max_interval = max_interval
-        self.pace = pace
+        self.throttle = Throttle(clock=clock, min_interval=min_interval, max_interval=max_interval, pace=pace)
         self.parts: list[str] = []
         self.size = 0
         self.shown = False
         self.updates = 0  # display messages sent (show + updates), for tests and benchmarks
-        self._last = 0.0
-        self._start = 0.0
         self._pending = False
 
     @property
@@ -305,48 +357,45 @@ class StreamView:
         return "".join(self.parts)
 
     def interval(self, size: int, elapsed: float) -> float:
-        """Seconds to wait between updates: ``size / (pace * speed)``, i.e. ``elapsed / pace``, clamped.
-
-        ``size`` characters arrived in ``elapsed`` seconds since the first one.
-        """
-        if size <= 0 or elapsed <= 0:
-            return self.min_interval
-        speed = size / elapsed
-        return min(self.max_interval, max(self.min_interval, size / (self.pace * speed)))
+        """Seconds between updates for ``size`` characters after ``elapsed`` seconds (``Throttle``)."""
+        return self.throttle.interval(size, elapsed)
 
     def feed(self, chunk: str) -> None:
         """Add a chunk; send an update if one is due. An empty chunk (a heartbeat) only flushes."""
-        now = self.clock()
-        if not chunk:
-            if self._pending and now - self._last >= self.interval(self.size, now - self._start):
-                self.flush(now)
-            return
-        self.parts.append(chunk)
-        self.size += len(chunk)
-        if not self.shown:
-            self.publisher.show(partial_bundle(self.text, self.fmt))
+        now = self.throttle.clock()
+        if chunk:
+            self.parts.append(chunk)
+            self.size += len(chunk)
+            self._pending = True
+        if not self.shown and self._pending:
+            self._send(self.publisher.show, partial_bundle(self.text, self.fmt), now)
             self.shown = True
-            self.updates += 1
-            self._last = self._start = now
-            return
-        self._pending = True
-        if now - self._last >= self.interval(self.size, now - self._start):
+        elif self._pending and self.throttle.due(self.size, now):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
         """Send what is pending now (the magic calls this when the stream pauses)."""
-        if not self._pending:
-            return
-        self.publisher.update(partial_bundle(self.text, self.fmt))
+        if self._pending:
+            self._send(self.publisher.update, partial_bundle(self.text, self.fmt), now)
+
+    def _send(self, send: Callable[[Bundle], None], data: Bundle, now: float | None) -> None:
+        send(data)
         self.updates += 1
-        self._last = self.clock() if now is None else now
+        self.throttle.mark(now)
         self._pending = False
 
-    def finish(self, response: Any = None, *, interrupted: bool = False, text: str | None = None) -> None:
-        """The final update: the whole answer, marks, footer and provenance. Always sent."""
+    def finish(
+        self,
+        response: Any = None,
+        *,
+        interrupted: bool = False,
+        text: str | None = None,
+        notes: Iterable[str] = (),
+    ) -> None:
+        """The final update: the whole answer, marks, footer, notes and provenance. Always sent."""
         final_text = self.text if text is None else text
         data, metadata = final_bundle(
-            final_text, self.fmt, response, footer=self.footer, interrupted=interrupted
+            final_text, self.fmt, response, footer=self.footer, interrupted=interrupted, notes=notes
         )
         if self.shown:
             self.publisher.update(data, metadata)
@@ -355,16 +404,6 @@ class StreamView:
             self.shown = True
         self.updates += 1
         self._pending = False
-
-    def fail(self, message: str, hint: str | None = None) -> None:
-        """Replace (or create) the output with a short error message."""
-        data = error_bundle(message, hint)
-        if self.shown:
-            self.publisher.update(data, {})
-        else:
-            self.publisher.show(data, {})
-            self.shown = True
-        self.updates += 1
 
 
 class TerminalView:
@@ -396,7 +435,14 @@ class TerminalView:
     def flush(self, now: float | None = None) -> None:
         self.stream.flush()
 
-    def finish(self, response: Any = None, *, interrupted: bool = False, text: str | None = None) -> None:
+    def finish(
+        self,
+        response: Any = None,
+        *,
+        interrupted: bool = False,
+        text: str | None = None,
+        notes: Iterable[str] = (),
+    ) -> None:
         """End the answer: newline, marks, error, footer. Prints the text first if nothing streamed."""
         out = self.stream
         if not self.parts:
@@ -410,16 +456,12 @@ class TerminalView:
             out.write("[interrupted]\n")
         error = getattr(response, "error", None)
         if error and not interrupted:
-            out.write(f"ttt-magic: {error}\n")
-        foot = footer_text(response) if self.footer and self.parts else ""  # no footer on nothing
+            out.write(error_line(error) + "\n")
+        figures = response if self.footer and self.parts else None  # no figures under nothing
+        foot = footer_text(figures, notes=notes)
         if foot:
             out.write(f"[{foot}]\n")
         out.flush()
-        self.updates += 1
-
-    def fail(self, message: str, hint: str | None = None) -> None:
-        self.stream.write(f"ttt-magic: {message}\n" + (f"{hint}\n" if hint else ""))
-        self.stream.flush()
         self.updates += 1
 
 
@@ -432,3 +474,62 @@ def _terminal_body(text: str, fmt: str) -> str:
             return json.dumps(value, indent=2, ensure_ascii=False)
         return f"Invalid JSON ({problem}):\n{text}"
     return text
+
+
+# --------------------------------------------------------------------------- --explain
+
+
+def route_text(route: Any) -> str:
+    """The explanation of a route: a ``Route`` explains itself; the JSON record an answer keeps is read.
+
+    The record (``response.metadata["route"]``) is what a non-streamed answer
+    carries; its layout is ``Route.to_dict()``'s, shown the way ``Route.explain()`` shows it.
+    """
+    if route is None:
+        return "Route: not recorded for this answer."
+    if hasattr(route, "explain"):
+        return route.explain()
+    lines = [
+        f"Route: backend={route.get('backend') or '-'} model={route.get('model') or '(backend default)'}"
+    ]
+    lines += [f"  {i}. {step}" for i, step in enumerate(route.get("steps") or [], 1)]
+    if route.get("fallbacks"):
+        chain = ", ".join(f"{b}" + (f" ({m})" if m else "") for b, m in route["fallbacks"])
+        lines.append(f"  fallbacks: {chain}")
+    if route.get("error"):
+        lines.append(f"  error: {route['error']}")
+    for a in route.get("attempts") or []:
+        wait = f" after {a['wait']:.2f}s" if a.get("wait") else ""
+        failure = f" - {a['error']}" if a.get("error") else ""
+        lines.append(f"  attempt {a['backend']}/{a.get('model') or '-'}{wait}: {a['outcome']}{failure}")
+    return "\n".join(lines)
+
+
+class RouteView:
+    """``--explain``: the route of the answer being given, above it, brought up to date as it runs.
+
+    In a notebook (a ``publisher``) one display is replaced; in a terminal
+    (``publisher=None``) the first explanation is printed and later calls print
+    only the lines added since (the attempts).
+    """
+
+    def __init__(self, publisher: Publisher | None = None, *, out: TextIO | None = None) -> None:
+        self.publisher = publisher
+        self.out = out
+        self.shown = ""
+
+    def show(self, route: Any) -> None:
+        text = route_text(route)
+        if text == self.shown:
+            return
+        if self.publisher is not None:
+            send = self.publisher.update if self.shown else self.publisher.show
+            send({"text/markdown": f"```text\n{text}\n```", "text/plain": text})
+        else:
+            known = self.shown.splitlines()
+            lines = text.splitlines()
+            new = lines[len(known) :] if lines[: len(known)] == known else lines
+            stream = self.out if self.out is not None else sys.stdout
+            stream.write("".join(f"{line}\n" for line in new))
+            stream.flush()
+        self.shown = text
