@@ -16,14 +16,16 @@ answer. Exit codes: 0 success, 1 the answer failed, 2 bad usage, 130 interrupted
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .errors import UsageError
+from .config import display_path, escape_surrogates, readable
+from .errors import TTTError, UnknownModelError, UsageError
 
 __all__ = ["main"]
 
@@ -33,17 +35,68 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # --------------------------------------------------------------------------- helpers
 
 
+#: How the library's messages point at the model list, and how this command does.
+_LIBRARY_LISTING = "`ttt_magic.model_registry.list_models()` or `%ttt_models`"
+CLI_LISTING = "`python -m ttt_magic models`"
+
+
+def _for_terminal(message: object) -> str:
+    """A message as this command shows it: one line, readable, in the terminal's words.
+
+    Library messages may carry line breaks (a plugin's reason), undecodable bytes
+    (a path) or advice meant for a notebook (``%ttt_models``); the terminal gets
+    one line that says what to run here.
+    """
+    text = " ".join(str(message).split()).replace(_LIBRARY_LISTING, CLI_LISTING)
+    return readable(text)
+
+
 def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(_for_terminal(message), file=sys.stderr, flush=True)
+
+
+def _in_cli_words(exc: TTTError) -> TTTError:
+    """The error with its hint rewritten for the command line, where there is no ``%ttt_models``."""
+    if isinstance(exc, UnknownModelError):
+        if exc.suggestions:
+            close = ", ".join(repr(s) for s in exc.suggestions)
+            exc.hint = f"Did you mean {close}? {CLI_LISTING} lists every model."
+        else:
+            exc.hint = (
+                f"List models with {CLI_LISTING}, or name one as provider/model (e.g. 'openai/gpt-4o-mini')."
+            )
+    return exc
 
 
 def _read_prompt(prompt: str) -> str:
+    """The prompt, refused here when empty: an empty question is a usage error, never a request."""
     if prompt == "-":
         text = sys.stdin.read()
         if not text.strip():
             raise UsageError("The prompt read from standard input is empty.")
         return text
+    if not prompt.strip():
+        raise UsageError(
+            'The prompt is empty: give the question as PROMPT, or "-" to read it from standard input'
+            " (nothing was sent)."
+        )
     return prompt
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with undecodable bytes in its strings escaped, so JSON readers get text, not surrogates."""
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, dict):
+        return {_json_safe(k) if isinstance(k, str) else k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_json(data: Any) -> None:
+    json.dump(_json_safe(data), sys.stdout, indent=2, default=lambda obj: escape_surrogates(str(obj)))
+    sys.stdout.write("\n")
 
 
 def footer(response: Any, elapsed: float | None = None) -> str:
@@ -126,8 +179,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         known = sorted({m.provider for m in model_registry.list_models()})
         raise UsageError(f"No models of provider {args.provider!r}.", hint=f"Providers: {', '.join(known)}.")
     if args.json:
-        json.dump([m.to_dict() for m in models], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _write_json([m.to_dict() for m in models])
         return EXIT_OK
     aliases: dict[str, list[str]] = {}
     for alias, target in model_registry.list_aliases().items():
@@ -173,16 +225,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     records = plugins.plugin_records()
     if args.json:
-        json.dump(
+        _write_json(
             {
                 "backends": backends,
                 "plugins": [r.to_dict() for r in records],
-                "config_files": [str(p) for p in settings.files],
-            },
-            sys.stdout,
-            indent=2,
+                "config_files": [display_path(p) for p in settings.files],
+            }
         )
-        sys.stdout.write("\n")
         return EXIT_OK
     out = sys.stdout
     out.write(f"ttt-magic {__version__}\n\nBackends\n")
@@ -193,7 +242,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     _table(rows, out)
     for b in backends:
         if not b["available"] and b["reason"]:
-            out.write(f"  {b['name']}: {b['reason']}\n")
+            out.write(f"  {b['name']}: {_for_terminal(b['reason'])}\n")
     loaded = [r for r in records if r.loaded]
     failed = [r for r in records if r.failed]
     out.write(f"\nPlugins: {len(loaded)} loaded, {len(failed)} failed\n")
@@ -201,7 +250,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.write(f"  {record.summary()}\n")
     if not settings.load_plugins:
         out.write("  (plugin folders and entry points are off: load_plugins is false)\n")
-    files = ", ".join(str(p) for p in settings.files) or "none (defaults and environment only)"
+    files = ", ".join(display_path(p) for p in settings.files) or "none (defaults and environment only)"
     out.write(f"\nConfig files: {files}\n")
     return EXIT_OK
 
@@ -211,33 +260,76 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     settings = get_config()
     if args.json:
-        rows = [{"key": k, "value": v, "source": s} for k, v, s in settings.rows()]
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _write_json([{"key": k, "value": v, "source": s} for k, v, s in settings.rows()])
         return EXIT_OK
     sys.stdout.write(str(settings) + "\n")
-    files = ", ".join(str(p) for p in settings.files) or "none"
+    files = ", ".join(display_path(p) for p in settings.files) or "none"
     sys.stdout.write(f"\nConfig files: {files}\n")
     return EXIT_OK
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    """Explain the route, and exit 1 when no backend of it could answer now (it says which and why)."""
     from . import api
 
     decided = api.route(_read_prompt(args.prompt), model=args.model, backend=args.backend)
+    blocked = _unavailable(decided)
+    usable = [name for name, _ in decided.plan if name not in blocked]
     if args.json:
-        json.dump(decided.to_dict(), sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        data = decided.to_dict()
+        data["available"] = bool(usable)
+        data["unavailable"] = [{"backend": name, "reason": why} for name, why in blocked.items()]
+        _write_json(data)
     else:
-        sys.stdout.write(decided.explain().rstrip("\n") + "\n")
-    return EXIT_OK
+        out = sys.stdout
+        out.write(decided.explain().rstrip("\n") + "\n")
+        for name, why in blocked.items():
+            out.write(f"  unavailable: {name} - {_for_terminal(why)}\n")
+        if usable and decided.backend in blocked:
+            out.write(f"  the answer would come from the fallback {usable[0]!r}\n")
+    if usable:
+        return EXIT_OK
+    _err(f"Error: {_route_problem(decided, blocked)}")
+    return EXIT_FAILED
+
+
+def _unavailable(decided: Any) -> dict[str, str]:
+    """Backend -> why it cannot answer now, for each backend of the plan that cannot."""
+    from .registry import backend_registry
+
+    blocked: dict[str, str] = {}
+    for name, _ in decided.plan:
+        if name in blocked:
+            continue
+        available, reason = backend_registry.availability(name, decided.settings)
+        if not available:
+            blocked[name] = reason or f"Backend {name!r} is unavailable."
+    return blocked
+
+
+def _route_problem(decided: Any, blocked: dict[str, str]) -> str:
+    if decided.backend is None or decided.backend not in blocked:
+        return decided.error or "No backend is available."
+    problem = f"Backend {decided.backend!r} is unavailable: {blocked[decided.backend].rstrip('.')}."
+    if decided.fallbacks:
+        names = ", ".join(repr(name) for name, _ in decided.fallbacks)
+        problem += f" Its fallbacks ({names}) are unavailable too."
+    return problem
 
 
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaint as one line like every other message of this command."""
+
+    def error(self, message: str) -> NoReturn:
+        _err(f"Error: {message}. See `{self.prog} --help`.")
+        self.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ttt_magic",
         description="Ask large language models from the terminal (the library behind %%ask).",
     )
@@ -278,11 +370,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_unencodable(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: an undecodable byte shows as ``\\xff``, anything else unshowable as "?"."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(escape_surrogates(c) if "\ud800" <= c <= "\udfff" else "?" for c in bad), exc.end
+
+
+_STREAM_ERRORS = "ttt_magic.cli.escape"
+codecs.register_error(_STREAM_ERRORS, _escape_unencodable)
+
+
 def _tolerant_streams() -> None:
-    """Never die on a character the terminal cannot show (the footer's "·", answers' emoji)."""
+    """Never die on a character the terminal cannot show (the footer's "·", answers' emoji).
+
+    Undecodable bytes (a path that is not UTF-8) are written as escapes, not "?",
+    so what is printed still says what is there.
+    """
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+            stream.reconfigure(errors=_STREAM_ERRORS)  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
 
@@ -294,9 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except UsageError as exc:
-        _err(f"Error: {exc}")
+    except UsageError as exc:  # ConfigError and UnknownModelError too: nothing was sent
+        _err(f"Error: {_in_cli_words(exc)}")
         return EXIT_USAGE
+    except TTTError as exc:
+        _err(f"Error: {_in_cli_words(exc)}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _err("Interrupted.")
         return EXIT_INTERRUPTED

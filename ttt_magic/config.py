@@ -424,7 +424,7 @@ def _bool_or_path(value: Any) -> bool | str:
     if isinstance(value, bool):
         return value
     if isinstance(value, (str, os.PathLike)):
-        text = os.fspath(value).strip()
+        text = _path_text(value)
         low = text.lower()
         if low in {"1", "true", "yes", "on"}:
             return True
@@ -438,9 +438,19 @@ def _opt_path(value: Any) -> str | None:
     if value is None or value is False:
         return None
     if isinstance(value, (str, os.PathLike)):
-        text = os.fspath(value).strip()
+        text = _path_text(value)
         return os.path.expanduser(text) if text else None
     raise ValueError("expected a file path")
+
+
+def _path_text(value: str | os.PathLike[str]) -> str:
+    """A path as text; a NUL byte would only fail later, inside ``open()``, so it is refused here."""
+    text = os.fspath(value)
+    if not isinstance(text, str):
+        raise ValueError("expected a file path as text")
+    if "\x00" in text:
+        raise ValueError("a file path cannot contain a NUL character")
+    return text.strip()
 
 
 def _replay_mode(value: Any) -> str:
