@@ -9,7 +9,10 @@ the rendering::
     .venv/bin/python tests/notebook/build_notebooks.py            # all
     .venv/bin/python tests/notebook/build_notebooks.py 01_quickstart
 
-``tests/notebook/test_nb_nbval.py`` then runs ``pytest --nbval`` on them.
+``tests/notebook/test_nb_nbval.py`` then runs ``pytest --nbval`` on them. Saved
+outputs must not name this machine's paths (``tests/test_saved_outputs.py``): the
+build refuses to save a notebook whose outputs do, and a cell tagged
+``remove-output`` runs but is saved without its output.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ NOTEBOOKS = REPO / "notebooks"
 sys.path.insert(0, str(REPO))
 
 from tests.notebook.kernel_harness import isolated_env  # noqa: E402
+from tests.test_saved_outputs import paths_in_outputs  # noqa: E402
 
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY")
 
@@ -49,8 +53,12 @@ def md(text: str) -> dict:
     return nbformat.v4.new_markdown_cell(text.strip())
 
 
-def code(text: str) -> dict:
-    return nbformat.v4.new_code_cell(text.strip())
+def code(text: str, tags: list[str] | None = None) -> dict:
+    """A code cell; the tag ``remove-output`` (Jupyter Book's name) runs it but saves no output."""
+    cell = nbformat.v4.new_code_cell(text.strip())
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
 
 
 QUICKSTART = [
@@ -230,11 +238,12 @@ import ttt_magic
 
 Highest first: `%ttt_config` / `configure()`, environment variables (`TTT_*` and the providers'
 own, such as `OPENAI_API_KEY`), YAML files (`./ttt.yaml`, `~/.config/ttt/config.yaml`, ... or
-the file named by `TTT_CONFIG`), defaults. Here a file sets `timeout`:
+the file named by `TTT_CONFIG`), defaults. Here a file next to this notebook sets `timeout`
+(a name that is not searched by default, so only `TTT_CONFIG` brings it in; it is deleted below):
 """),
     code("""
-import os, pathlib, tempfile
-config_file = pathlib.Path(tempfile.mkdtemp()) / "ttt.yaml"
+import os, pathlib
+config_file = pathlib.Path("ttt-example.yaml")
 config_file.write_text("timeout: 12\\nmax_retries: 1\\n")
 os.environ["TTT_CONFIG"] = str(config_file)
 
@@ -242,8 +251,9 @@ settings = ttt_magic.get_config()
 print(settings.timeout, settings.max_retries, settings.source("timeout") == str(config_file))
 """),
     md("""
-`%ttt_config --show` prints every setting with its value and source (API keys masked). The
-output names this machine's paths, so the cell is marked for nbval to skip comparing it.
+`%ttt_config --show` prints every setting with its value and source (API keys masked). What it
+shows depends on this machine's environment variables and files, so the cell is marked for
+nbval to skip comparing it.
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
@@ -251,6 +261,7 @@ output names this machine's paths, so the cell is marked for nbval to skip compa
 """),
     code("""
 del os.environ["TTT_CONFIG"]
+config_file.unlink()
 """),
     md("""
 IPython's own configuration works too: `%config TTTMagics.footer = False` here, or
@@ -353,13 +364,17 @@ first second third
 """),
     md("""
 `%ttt_status` lists every backend (available or why not), every plugin (loaded or failed, with
-the error), and this session's calls, tokens and cost. It shows this machine's paths, so nbval
-skips comparing it.
+the error, and the file it came from), and this session's calls, tokens and cost. The files are
+this machine's paths, so its output is not saved in this notebook and nbval does not compare it:
+run the cell to see yours.
 """),
-    code("""
+    code(
+        """
 # NBVAL_IGNORE_OUTPUT
 %ttt_status
-"""),
+""",
+        tags=["remove-output"],
+    ),
     md("""
 A plugin that fails to load does not break anything else: its error is shown by `%ttt_status`
 and by `load_plugin`'s record.
@@ -386,7 +401,7 @@ anything longer than `interpolation_limit` characters is cut with a visible note
 import pandas as pd
 
 df = pd.DataFrame({
-    "city": ["Oslo", "Lima", None, "Pune", "Quito"],
+    "city": pd.Series(["Oslo", "Lima", None, "Pune", "Quito"], dtype="string"),  # text; missing shows as <NA>
     "temp_c": [3.5, 19.0, None, 31.2, 14.8],
     "rain_mm": [49, 1, None, 12, 80],
 })
@@ -464,6 +479,11 @@ def build(name: str, cells: list[dict]) -> Path:
         os.environ.update(saved)
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"{name[:2]}-{i:02d}"
+        if "remove-output" in cell.metadata.get("tags", []):
+            cell.outputs = []
+    leaked = paths_in_outputs(nb)
+    if leaked:  # readers would see where this notebook was built (tests/test_saved_outputs.py)
+        raise SystemExit(f"{name}: outputs name absolute paths, not saved: {leaked}")
     path = NOTEBOOKS / f"{name}.ipynb"
     nbformat.write(nb, path)
     return path

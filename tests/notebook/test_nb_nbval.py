@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,19 @@ def test_notebooks_exist():
 
 
 def _nbval(tmp_path, notebooks, **env):
+    """``pytest --nbval`` on copies in a fresh folder: the notebooks' cells write files next to
+    themselves (02's ``ttt-example.yaml``), and concurrent runs must not meet there."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for notebook in notebooks:
+        shutil.copy(notebook, folder)
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
+            "-c",
+            str(REPO / "pyproject.toml"),
             "--nbval",
             "--nbval-current-env",
             "--nbval-sanitize-with",
@@ -36,7 +45,7 @@ def _nbval(tmp_path, notebooks, **env):
             "-p",
             "no:cacheprovider",
             "-q",
-            *(str(p) for p in notebooks),
+            *(str(folder / p.name) for p in notebooks),
         ],
         cwd=REPO,
         env=isolated_env(tmp_path, TTT_MOCK_DELAY="0", **env),
