@@ -139,3 +139,45 @@ def notebook_name(request: pytest.FixtureRequest) -> str:
 def nb_name(request: pytest.FixtureRequest) -> str:
     """A notebook file name unique to the test."""
     return notebook_name(request)
+
+
+# ------------------------------------------------------------- pages served by something else (Voila)
+
+
+def require_browser_tools(*modules: str) -> None:
+    """Skip, or with ``CI=true`` fail, when Chromium, Playwright or one of ``modules`` is missing."""
+    reason = _missing()
+    for module in modules:
+        if reason is None and importlib.util.find_spec(module) is None:
+            reason = f"{module} not installed (pip install -e .[test])"
+    if reason:
+        if _in_ci():
+            pytest.fail(f"browser tests cannot run: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def bare_browser() -> Iterator[Any]:
+    """Headless Chromium without a JupyterLab server; module-scoped for the reason ``browser`` is."""
+    require_browser_tools()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def save_failure_screenshot(page: Any, request: pytest.FixtureRequest) -> None:
+    """A full-page screenshot in test-artifacts/ when the test's call failed (or never ran)."""
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and not report.failed:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    except Exception:  # a crashed page must not hide the real failure
+        pass
