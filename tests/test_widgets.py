@@ -12,7 +12,7 @@ import asyncio
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -31,9 +31,11 @@ class SlowModels(BaseBackend):
     backend_name = "slowlist"
     release = threading.Event()
     calls = 0
+    on_main_thread: ClassVar[list[bool]] = []
 
     async def models(self) -> list[str]:
         type(self).calls += 1
+        type(self).on_main_thread.append(threading.current_thread() is threading.main_thread())
         while not type(self).release.is_set():
             await asyncio.sleep(0.005)
         return ["slow-a", "slow-b"]
@@ -69,6 +71,7 @@ def clean_widget_state():
     widgets._model_cache.clear()
     SlowModels.release.clear()
     SlowModels.calls = 0
+    SlowModels.on_main_thread = []
     for cls in (SlowModels, BrokenModels, Unavailable):
         backend_registry.register_backend(cls.backend_name, cls)
     made: list[Any] = []
@@ -293,11 +296,12 @@ def test_models_are_fetched_without_blocking_the_loop(clean_widget_state):
         assert task is not None and not task.done()
         assert "Fetching models from slowlist" in panel.status.value
         assert panel.refresh.disabled
-        ticks = 0
-        for _ in range(5):  # the loop keeps running while the backend is being asked
+        for _ in range(500):  # this loop keeps running while the backend is being asked
+            if SlowModels.calls:
+                break
             await asyncio.sleep(0.01)
-            ticks += 1
-        assert ticks == 5 and not task.done()
+        assert SlowModels.on_main_thread == [False]  # the listing runs on the runner's thread...
+        assert not task.done()  # ...and the panel's task waits for it without holding this loop
         SlowModels.release.set()
         await task
         assert {"slow-a", "slow-b"} <= set(option_values(panel.model))
@@ -462,13 +466,24 @@ def test_ask_box_outside_a_loop_runs_to_the_end():
     assert answer_text(ctl.transcript.children[0]) == "plain script"
 
 
-def test_throttle_interval_grows_with_size():
-    throttle = widgets._Throttle(base=0.05, per_char=1 / 1000)
-    assert throttle.wait(10, now=0.0) == 0.0
-    throttle.mark(now=0.0)
-    assert throttle.wait(0, now=0.01) == pytest.approx(0.04)
-    assert throttle.wait(1000, now=0.01) == pytest.approx(1.04)
-    assert throttle.wait(0, now=1.0) == 0.0
+def test_the_throttle_the_ask_box_shares_with_the_magic():
+    """One rule (notebook/throttle.py): the first text at once, then waits growing with elapsed time."""
+    from ttt_magic.notebook.throttle import Throttle
+
+    now = [0.0]
+    throttle = Throttle(clock=lambda: now[0], min_interval=0.05, max_interval=5.0, pace=20)
+    assert throttle.wait(10) == 0.0  # nothing drawn yet: draw at once
+    throttle.mark()
+    now[0] = 0.01
+    assert throttle.wait(10) == pytest.approx(0.04)  # early on: at most 20 redraws a second
+    assert not throttle.due(10)
+    now[0] = 10.0
+    throttle.mark()
+    now[0] = 10.1
+    assert throttle.wait(4000) == pytest.approx(0.405)  # 10.1 s in: elapsed / pace = 0.505 s after 10.0
+    now[0] = 1000.0
+    throttle.mark()
+    assert throttle.wait(100) == pytest.approx(5.0)  # capped
 
 
 def test_without_ipywidgets_the_error_says_how_to_get_them(monkeypatch):

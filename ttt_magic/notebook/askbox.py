@@ -9,36 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import html
-import time
 from typing import Any
 
 from .panel import SelectorsPanel
+from .render import footer_html
+from .throttle import Throttle
 from .widgetkit import _ipywidgets, _running_loop, _start
 
 # --------------------------------------------------------------------------- the ask box
-
-
-class _Throttle:
-    """When to redraw a growing answer: the first text at once, then at most ~20 times a second.
-
-    The interval grows with the text's length, so the bytes re-sent stay near
-    linear in the answer's size even for long answers.
-    """
-
-    def __init__(self, base: float = 0.05, per_char: float = 1 / 200_000) -> None:
-        self.base = base
-        self.per_char = per_char
-        self.last: float | None = None
-
-    def wait(self, size: int, now: float | None = None) -> float:
-        """Seconds until the next redraw is allowed (0: now)."""
-        now = time.monotonic() if now is None else now
-        if self.last is None:
-            return 0.0
-        return max(0.0, self.last + self.base + size * self.per_char - now)
-
-    def mark(self, now: float | None = None) -> None:
-        self.last = time.monotonic() if now is None else now
 
 
 def _markdown_bundle(text: str) -> dict[str, Any]:
@@ -68,15 +46,41 @@ class _Turn:
         self.answer.outputs = (_markdown_bundle(text),)
 
 
-def _footer(response: Any) -> str:
-    parts = [p for p in (response.backend, response.model) if p]
-    if response.tokens_out is not None:
-        parts.append(f"{response.tokens_out} tokens")
-    if response.time_taken is not None:
-        parts.append(f"{response.time_taken:.1f} s")
-    if response.cost:
-        parts.append(f"${response.cost:.4f}")
-    return " · ".join(html.escape(str(p)) for p in parts)
+class _Painter:
+    """Redraws a turn's growing answer as often as ``Throttle`` allows; a redraw not yet due is scheduled."""
+
+    def __init__(self, turn: _Turn, loop: asyncio.AbstractEventLoop) -> None:
+        self.turn = turn
+        self.loop = loop
+        self.parts: list[str] = []
+        self.size = 0
+        self.throttle = Throttle()  # the %%ask display's rule: the first text at once, then paced
+        self.pending: asyncio.TimerHandle | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add(self, chunk: str) -> None:
+        self.parts.append(chunk)
+        self.size += len(chunk)
+        delay = self.throttle.wait(self.size)
+        if delay == 0:
+            self.cancel()
+            self._redraw()
+        elif self.pending is None:
+            self.pending = self.loop.call_later(delay, self._redraw)
+
+    def _redraw(self) -> None:
+        self.pending = None
+        self.turn.show(self.text)
+        self.throttle.mark()
+
+    def cancel(self) -> None:
+        """Drop a scheduled redraw (the final text is shown by the box)."""
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
 
 
 class AskBox:
@@ -188,72 +192,61 @@ class AskBox:
         self.status.value = "<small>New conversation.</small>"
 
     async def _answer(self, prompt: str, turn: _Turn) -> None:
-        from ..config import get_config
+        from ..errors import TTTError
 
-        parts: list[str] = []
-        stopped = False
-        response = None
-        throttle = _Throttle()
-        pending: asyncio.TimerHandle | None = None
-        loop = asyncio.get_running_loop()
-
-        def redraw() -> None:
-            nonlocal pending
-            pending = None
-            turn.show("".join(parts))
-            throttle.mark()
-
-        stream = None
+        painter = _Painter(turn, asyncio.get_running_loop())
         try:
-            if get_config().stream:
-                stream = self.chat.astream(prompt)
-                async for chunk in stream:
-                    parts.append(chunk)
-                    delay = throttle.wait(sum(map(len, parts)))
-                    if delay == 0:
-                        if pending is not None:
-                            pending.cancel()
-                        redraw()
-                    elif pending is None:
-                        pending = loop.call_later(delay, redraw)
-                response = stream.response
-            else:
-                response = await self.chat.aask(prompt)
-                parts = [response.text]
-        except asyncio.CancelledError:
-            stopped = True
-            if stream is not None:
-                try:
-                    await stream.aclose()  # no-op when the stream already closed itself
-                except BaseException:
-                    pass
-                response = stream.response
-        except Exception as exc:  # bad arguments (UsageError) and the like: shown, not raised
+            response, stopped = await self._receive(prompt, painter)
+        except TTTError as exc:  # bad arguments (a UsageError): shown in the turn, not raised
             turn.show(f"**Error:** {exc}")
             self.status.value = ""
-            self._finish()
             return
         finally:
-            if pending is not None:
-                pending.cancel()
+            painter.cancel()
+            self._finish()
+        self._conclude(turn, painter.text, response, stopped)
+
+    async def _receive(self, prompt: str, painter: _Painter) -> tuple[Any, bool]:
+        """The answer (streamed through ``painter`` when streaming is on) and whether Stop cut it short.
+
+        A stopped stream builds its own interrupted answer (what arrived, marked);
+        a stopped non-streamed request has no answer.
+        """
+        from ..config import get_config
+
+        if not get_config().stream:
+            try:
+                response = await self.chat.aask(prompt)
+            except asyncio.CancelledError:
+                return None, True
+            painter.parts.append(response.text)
+            return response, False
+        stream = self.chat.astream(prompt)
+        try:
+            async for chunk in stream:
+                painter.add(chunk)
+        except asyncio.CancelledError:
+            await stream.aclose()  # a no-op when the stream already closed itself
+            return stream.response, True
+        return stream.response, False
+
+    def _conclude(self, turn: _Turn, text: str, response: Any, stopped: bool) -> None:
+        """The turn's final text (marked when stopped or failed), footer and status."""
         self.last_response = response
         if response is not None:
             import ttt_magic
 
             ttt_magic.last_response = response
-        text = "".join(parts)
         if stopped:
-            turn.show(f"{text}\n\n{self.STOPPED}" if text else self.STOPPED)
-            self.status.value = "<small>Stopped.</small>"
+            tail, status = self.STOPPED, "<small>Stopped.</small>"
         elif response is not None and response.failed:
-            turn.show(f"{text}\n\n**Error:** {response.error}" if text else f"**Error:** {response.error}")
-            self.status.value = ""
+            tail, status = f"**Error:** {response.error}", ""
         else:
-            turn.show(text)
-            self.status.value = ""
+            tail, status = "", ""
+        turn.show("\n\n".join(piece for piece in (text, tail) if piece))
+        self.status.value = status
         if response is not None:
-            turn.footer.value = f"<small>{_footer(response)}</small>"
-        self._finish()
+            turn.footer.value = f"<small>{footer_html(response)}</small>"
 
     def _finish(self) -> None:
         self.ask_button.disabled = False

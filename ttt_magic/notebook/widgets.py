@@ -14,7 +14,7 @@ Importing this module imports no ipywidgets: widgets are built on first use, so
 
 from __future__ import annotations
 
-from .askbox import AskBox, _Throttle, ask_box
+from .askbox import AskBox, ask_box
 from .panel import SelectorsPanel, _model_cache, catalogue_models, panel
 from .widgetkit import REQUEST_KEYS, WIDGETS_HINT, available, get_default, request_defaults, set_default
 
@@ -23,7 +23,6 @@ __all__ = [
     "WIDGETS_HINT",
     "AskBox",
     "SelectorsPanel",
-    "_Throttle",
     "_model_cache",
     "ask_box",
     "available",
