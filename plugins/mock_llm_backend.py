@@ -12,8 +12,10 @@ enough like a real model that everything above it can be exercised offline:
   request asks for it: the prompt ("as JSON", "a JSON object", "return
   JSON"), the system prompt (any mention of JSON), or the options
   ``response_format="json"`` / ``{"type": "json_object"}`` /
-  ``{"type": "json_schema", "json_schema": {"schema": ...}}``, ``format="json"``
-  or ``schema={...}`` (a JSON Schema: the answer is an instance of it). Prose
+  ``{"type": "json_schema", "json_schema": {"schema": ...}}`` (directly, or in
+  ``options={...}``), ``format="json"``, or a JSON Schema: ``schema={...}`` or
+  one spelled out in the system prompt ("... match this JSON Schema: {...}"),
+  and then the answer is an instance of that schema. Prose
   for a haiku, poem, limerick or story (never code). Code only when the prompt
   asks for code.
 * It streams in chunks of a couple of words with a pause between them:
@@ -544,20 +546,33 @@ def _field_value(field: str, i: int, thing: str) -> Any:
     return f"{field.replace('_', ' ')} {i}"
 
 
-def instance(schema: Any, name: str = "value", depth: int = 0, index: int = 1) -> Any:
-    """A small value that satisfies ``schema`` (types, properties, items, enum, const, formats)."""
-    if not isinstance(schema, dict) or depth > 8:
+def instance(schema: Any, name: str = "value", depth: int = 0, index: int = 1, root: Any = None) -> Any:
+    """A small value that satisfies ``schema``.
+
+    Understood: ``type`` (one or a list), ``properties`` (all of them are given),
+    ``items``, ``minItems``/``maxItems``, ``enum``, ``const``, ``default``,
+    ``anyOf``/``oneOf``/``allOf``, local ``$ref`` (``#/$defs/...``), numeric bounds,
+    ``minLength`` and the common string formats.
+    """
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 12:
         return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return instance(target, name, depth + 1, index, root)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
-        return schema["enum"][0]
+        return schema["enum"][(index - 1) % len(schema["enum"])] if depth else schema["enum"][0]
     if "default" in schema:
         return schema["default"]
     for combined in ("anyOf", "oneOf", "allOf"):
         options = [o for o in schema.get(combined) or [] if isinstance(o, dict) and o.get("type") != "null"]
         if options:
-            return instance(options[0], name, depth + 1, index)
+            return instance(options[0], name, depth + 1, index, root)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -565,25 +580,48 @@ def instance(schema: Any, name: str = "value", depth: int = 0, index: int = 1) -
         kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
     if kind == "object":
         props = schema.get("properties") or {}
-        return {key: instance(sub, key, depth + 1) for key, sub in props.items()}
+        return {key: instance(sub, key, depth + 1, index, root) for key, sub in props.items()}
     if kind == "array":
-        count = min(max(int(schema.get("minItems", 2)), 1), 10)
+        count = max(int(schema.get("minItems", 2)), 1)
+        count = min(count, int(schema.get("maxItems", count)), 10) or 1
         item = schema.get("items") or {}
-        return [instance(item, _singular(name), depth + 1, i) for i in range(1, count + 1)]
-    if kind == "integer":
-        return int(schema.get("minimum", 0)) + index
-    if kind == "number":
-        return float(schema.get("minimum", 0)) + index / 2
+        return [instance(item, _singular(name), depth + 1, i, root) for i in range(1, count + 1)]
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        value: float = low + (index if kind == "integer" else index / 2)
+        if "maximum" in schema:
+            value = min(value, schema["maximum"])
+        if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
+            value = (schema["exclusiveMaximum"] + low) / 2
+        return int(value) if kind == "integer" else float(value)
     if kind == "boolean":
-        return True
+        return index % 2 == 1
     if kind == "null":
         return None
-    formats = {"date": "2024-01-01", "date-time": "2024-01-01T12:00:00Z", "email": "ada@example.com"}
-    if schema.get("format") in formats:
-        return formats[schema["format"]]
-    if schema.get("format") in ("uri", "url"):
-        return "https://example.com/"
-    return f"{name.replace('_', ' ')} {index}"
+    formats = {
+        "date": "2024-01-01",
+        "date-time": "2024-01-01T12:00:00Z",
+        "time": "12:00:00",
+        "email": "ada@example.com",
+        "uri": "https://example.com/",
+        "url": "https://example.com/",
+        "uuid": "00000000-0000-4000-8000-000000000001",
+    }
+    text = formats.get(schema.get("format"), f"{name.replace('_', ' ')} {index}")
+    return text.ljust(int(schema.get("minLength", 0)), "x")
+
+
+def schema_in(system: str | None) -> Any:
+    """The JSON Schema a system prompt spells out ("... match this JSON Schema: {...}"), or None."""
+    where = (system or "").find("JSON Schema:")
+    brace = (system or "").find("{", where) if where >= 0 else -1
+    if brace < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(system, brace)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def json_value(prompt: str) -> Any:
@@ -700,7 +738,8 @@ def compose(
     facts: dict[str, Any] = {"category": kind}
     if kind == "json":  # pure JSON: no system voice, no history line, nothing around it
         facts["variant"] = 0
-        return json_answer(clean, json_schema(options)), facts
+        schema = json_schema(options)
+        return json_answer(clean, schema if schema is not None else schema_in(system)), facts
     if kind == "prose":
         form = next(_PROSE_KINDS[w] for w in (w.lower() for w in _WORD.findall(clean)) if w in _PROSE_KINDS)
         facts["form"] = form
@@ -752,6 +791,8 @@ class MockLLMBackend(BaseBackend):
     backend_name = "mock"
     #: Answers cost nothing (the router can skip pricing them).
     free = True
+    #: It answers with an instance of a ``schema=`` it is given (structured output, natively).
+    features = frozenset({"schema"})
 
     def delay(self, model: str | None = None) -> float:
         raw: Any = os.environ.get("TTT_MOCK_DELAY")
@@ -773,6 +814,8 @@ class MockLLMBackend(BaseBackend):
         max_tokens: int | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[str | StreamEnd]:
+        if not isinstance(prompt, str):  # content parts: [{"type": "text", "text": ...}, ...]
+            prompt = " ".join(str(p.get("text", "")) for p in prompt if isinstance(p, dict))
         if HOOK_FAIL in prompt.lower():
             raise ProviderError(
                 "Mock failure: the prompt contains the test hook [fail].",
@@ -788,7 +831,10 @@ class MockLLMBackend(BaseBackend):
                 kind="mock",
             )
         history = kwargs.get("history")
-        options = {k: v for k, v in kwargs.items() if k != "history"}
+        # The request's other arguments: ``schema=``, provider options (``options={...}``)
+        # and, when the backend is called directly, ``response_format=`` / ``format=``.
+        options = dict(kwargs.get("options") or {})
+        options.update({k: v for k, v in kwargs.items() if k not in ("history", "options", "images")})
         text, facts = compose(
             prompt, system=system, temperature=temperature, history=history, options=options
         )

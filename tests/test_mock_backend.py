@@ -348,6 +348,7 @@ def test_json_when_the_prompt_asks_for_it(mock):
         {"response_format": "json"},
         {"response_format": {"type": "json_object"}},
         {"format": "json"},
+        {"options": {"response_format": {"type": "json_object"}}},  # provider options, via the router
         {"history": [{"role": "user", "content": "hi"}], "response_format": "json"},
     ],
 )
@@ -376,6 +377,34 @@ def test_json_answer_is_an_instance_of_the_schema(mock):
         assert isinstance(value["name"], str) and isinstance(value["age"], int) and value["age"] >= 18
         assert value["tags"] == ["tag 1", "tag 2", "tag 3"] and value["role"] == "admin"
         assert "@" in value["email"] and isinstance(value["address"]["city"], str)
+
+
+def test_json_schema_spelled_out_in_the_system_prompt(mock):
+    """A router without native structured output puts the schema into the system prompt."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "year": {"type": "integer"}}}
+    system = (
+        "Answer with one JSON value and nothing else. It must match this JSON Schema:\n"
+        + json.dumps(schema, separators=(",", ":"))
+        + '\nFor example (values invented): {"city": "Paris", "year": 1900}'
+    )
+    value = json.loads(str(run(mock.ask("Where and when?", system=system))))
+    assert set(value) == {"city", "year"} and isinstance(value["year"], int)
+
+
+def test_json_schema_with_refs_and_bounds(mock_module, mock):
+    schema = {
+        "$defs": {"City": {"type": "object", "properties": {"name": {"type": "string", "minLength": 8}}}},
+        "type": "object",
+        "properties": {
+            "cities": {"type": "array", "items": {"$ref": "#/$defs/City"}, "minItems": 1, "maxItems": 1},
+            "score": {"type": "number", "minimum": 0, "maximum": 0.25},
+            "ok": {"type": "boolean"},
+        },
+    }
+    value = json.loads(str(run(mock.ask("x", schema=schema))))
+    assert len(value["cities"]) == 1 and len(value["cities"][0]["name"]) >= 8
+    assert 0 <= value["score"] <= 0.25 and value["ok"] is True
+    assert "schema" in mock_module.MockLLMBackend.features
 
 
 @pytest.mark.parametrize(
