@@ -320,3 +320,349 @@ def test_every_schema_key_has_a_doc_and_valid_default():
         assert setting.doc, name
         if setting.default is not None:
             assert setting.convert(setting.default) == setting.default, name
+
+
+# --------------------------------------------------------------------------- bad input (issue #11)
+# Every way a value can be wrong becomes one ConfigError line that names where it
+# came from (file and line, variable, configure()) and never shows an API key.
+
+import math  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from ttt_magic.config import MAX_DEPTH, display_path, readable  # noqa: E402
+
+KEY = "sk-test-0123456789abcdefABCDEF"
+
+
+def config_error(**env):
+    """The ConfigError of the current settings, checked to be one line."""
+    with pytest.raises(ConfigError) as err:
+        get_config()
+    message = str(err.value)
+    assert "\n" not in message and message.isprintable(), message
+    return message
+
+
+def test_non_utf8_file_names_file_and_byte_offset():
+    path = Path.cwd() / "ttt.yaml"
+    path.write_bytes(b"\xff\xfe bad: \x80\n")
+    message = config_error()
+    assert str(path) in message and "not UTF-8" in message and "offset 0" in message
+    path.write_bytes(b"timeout: 3\nsystem: caf\xe9\n")  # Latin-1, one line down
+    message = config_error()
+    assert "byte 0xe9 at offset 22, line 2" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x: !!timestamp 2020-13-45\n", "Invalid YAML"),  # PyYAML's constructor raises ValueError
+        ("x: !!int 0x\n", "Invalid YAML"),
+        ("a: \x07\n", "U+0007"),  # ReaderError, whose own text has two lines
+        ("[" * 700 + "]" * 700 + "\n", "nested too deeply"),  # RecursionError inside PyYAML
+        ("backends:\n  x: {config: " + "[" * 60 + "]" * 60 + "}\n", f"more than {MAX_DEPTH} levels"),
+        ("backends: &b\n  x: {config: *b}\n", "contains itself"),
+        ("a: &a [*a]\n", "contains itself"),
+        ("? [a]\n: 1\n", "unhashable"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdef", "bcdefg")),
+            "values",
+        ),  # an alias bomb: ten million values from seven lines
+    ],
+)
+def test_every_way_pyyaml_fails_is_one_config_error_line(text, expected):
+    path = Path.cwd() / "ttt.yaml"
+    path.write_text(text)
+    message = config_error()
+    path.unlink()  # the fixture's teardown would parse it once more
+    assert str(path) in message and expected in message
+
+
+NON_FINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"]
+
+
+@pytest.mark.parametrize("raw", NON_FINITE)
+@pytest.mark.parametrize("var", ["TTT_TIMEOUT", "TTT_REPLAY_SPEED"])
+def test_non_finite_env_numbers_name_the_variable(monkeypatch, var, raw):
+    monkeypatch.setenv(var, raw)
+    message = config_error()
+    assert f"Environment variable {var}" in message and "finite" in message
+
+
+@pytest.mark.parametrize("key", ["timeout", "max_retry_wait", "temperature", "max_retries", "max_tokens"])
+@pytest.mark.parametrize("raw", [".nan", ".inf", "-.inf"])
+def test_non_finite_file_numbers_name_file_and_line(key, raw):
+    path = write(Path.cwd() / "ttt.yaml", f"stream: true\n{key}: {raw}\n")
+    message = config_error()
+    assert f"{path}, line 2: {key}: expected a finite number" in message
+
+
+@pytest.mark.parametrize("key", ["timeout", "max_retry_wait", "temperature", "max_retries", "replay_speed"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_configure_numbers_name_configure(key, value):
+    with pytest.raises(ConfigError, match=rf"Setting '{key}' \(configure\(\)\): expected a finite number"):
+        configure(**{key: value})
+    assert get_config().source(key) == "default"
+
+
+def test_every_setting_refuses_non_finite_numbers():
+    """The sibling guard: no converter, present or future, lets NaN or infinity through."""
+    for setting in SCHEMA.values():
+        for value in (math.nan, math.inf, -math.inf):
+            with pytest.raises(ValueError):
+                setting.convert(value)
+        try:
+            setting.convert("1")
+        except ValueError:
+            continue
+        if isinstance(setting.convert("1"), (int, float)) and not isinstance(setting.convert("1"), bool):
+            for text in NON_FINITE:
+                with pytest.raises(ValueError):
+                    setting.convert(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("timeout: 1e300\n", "<= 86400"),
+        ("max_retries: 1000000000\n", "<= 100"),
+        (f"timeout: {10**400}\n", "finite"),  # a YAML int too big for a float
+        ("backends:\n  local: {timeout: .nan}\n", "local.timeout: expected a finite number"),
+        ("backends:\n  local: {config: {temperature: 9}}\n", "local.config.temperature"),
+        ("backends:\n  local: {probe_timeout: .inf}\n", "local.probe_timeout"),
+    ],
+)
+def test_numbers_out_of_range_and_inside_backends(text, expected):
+    write(Path.cwd() / "ttt.yaml", text)
+    assert expected in config_error()
+
+
+def test_backend_settings_are_checked_like_the_global_ones():
+    """A key of backends.<name> named like a global setting goes through that setting's converter."""
+    from ttt_magic.config import _backend_keys
+
+    keys = _backend_keys()
+    own = {"models"}  # backends.<name>.models lists that backend's model names
+    for name, setting in SCHEMA.items():
+        if not setting.merge and not setting.secret and name not in own:
+            assert keys[name] is setting.convert, name
+    configure(backends={"local": {"timeout": "12", "models": "a, b", "config": {"max_tokens": 5}}})
+    local = get_config().backends["local"]
+    assert local == {"timeout": 12.0, "models": ["a", "b"], "config": {"max_tokens": 5}}
+    configure(backends={"local": {"timeout": None, "my_plugin_option": [1, {"x": 2}]}})
+    assert get_config().backends["local"]["my_plugin_option"] == [1, {"x": 2}]
+
+
+@pytest.mark.parametrize(
+    ("conf", "expected"),
+    [
+        ({"base_url": "http://[::1"}, "base_url: expected a URL"),
+        ({"base_url": "ftp://host"}, "http:// or https://"),
+        ({"base_url": "http://host:port"}, "base_url: expected a URL"),
+        ({"headers": {"X-Ok": "a\r\nX-Evil: 1"}}, "headers: X-Ok: the value has a line break"),
+        ({"headers": {"bad name": "x"}}, "not a valid HTTP header name"),
+        ({"api_key_env": "MY KEY"}, "name of an environment variable"),
+        ({"class_path": "nodots"}, "package.module.ClassName"),
+        ({"models": [1, 2]}, "list of strings"),
+    ],
+)
+def test_backend_values_that_would_fail_only_at_request_time(conf, expected):
+    with pytest.raises(ConfigError, match=expected):
+        configure(backends={"mine": conf})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("openai_base_url", "http://host:port"),
+        ("ollama_base_url", "http://a b"),
+        ("anthropic_base_url", 11434),
+        ("gemini_base_url", "ftp://files.example"),
+    ],
+)
+def test_base_urls_are_checked(key, value):
+    with pytest.raises(ConfigError, match=key):
+        configure(**{key: value})
+
+
+def test_custom_model_fields_are_typed():
+    """The catalogue and the cost arithmetic trust ModelInfo's types; every field has a converter."""
+    from dataclasses import fields as dataclass_fields
+
+    from ttt_magic.config import _MODEL_FIELDS
+    from ttt_magic.models import ModelInfo
+
+    assert {f.name for f in dataclass_fields(ModelInfo)} <= set(_MODEL_FIELDS)
+    for bad, expected in (
+        ({"context_length": "lots"}, "context_length: expected an integer"),
+        ({"aliases": 5}, "aliases: expected a list of strings"),
+        ({"cost_per_token": math.nan}, "cost_per_token: expected a finite number"),
+        ({"name": " "}, "'name' must be a non-empty string"),
+    ):
+        with pytest.raises(ConfigError, match=expected):
+            configure(models=[{"name": "m", "provider": "openai", **bad}])
+    configure(models=[{"name": "m", "provider": "openai", "aliases": "x, y", "context_length": 8.0}])
+    assert get_config().models == [
+        {"name": "m", "provider": "openai", "aliases": ["x", "y"], "context_length": 8}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "how"),
+    [("file", "default_backend: 42\n"), ("file", "default_backend: [a]\n"), ("configure", 42)],
+)
+def test_non_string_default_backend_is_refused(source, how):
+    if source == "file":
+        write(Path.cwd() / "ttt.yaml", how)
+        assert "default_backend: expected a backend name (a string)" in config_error()
+    else:
+        with pytest.raises(ConfigError, match="expected a backend name"):
+            configure(default_backend=how)
+
+
+def test_configure_refuses_an_unknown_backend_with_did_you_mean():
+    configure(default_backend="mock")
+    with pytest.raises(ConfigError) as err:
+        configure(default_backend="mok")
+    message = str(err.value)
+    assert "configure()" in message and "'mok'" in message and "did you mean 'mock'" in message
+    assert "Registered backends:" in message and "cloud" in message and "echo" in message
+    assert get_config().default_backend == "mock"  # nothing changed
+    with pytest.raises(ConfigError, match="no backend is called 'bogus'"):
+        configure(default_backend="bogus")
+
+
+def test_configure_accepts_every_kind_of_known_backend():
+    from ttt_magic.backends.base import BaseBackend
+    from ttt_magic.registry import backend_registry
+
+    for name in ("auto", "local", "cloud", "echo"):  # special word, built-ins, a built-in plugin's
+        configure(default_backend=name)
+    configure(  # defined in the same call
+        backends={"box": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1"}},
+        default_backend="box",
+    )
+    reset()
+    write(Path.cwd() / "ttt.yaml", "backends:\n  filed: {type: openai-compatible}\n")
+    configure(default_backend="filed")  # defined in a file
+
+    class Later(BaseBackend):
+        backend_name = "later"
+
+    backend_registry.register_backend("later", Later)
+    try:
+        configure(default_backend="later")  # registered at run time
+    finally:
+        backend_registry.unregister("later")
+
+
+def test_env_and_file_backend_names_are_not_judged_at_load_time(tmp_path):
+    """Loading env/file settings stays cheap: no registry, no plugins (a plugin may register it later)."""
+    code = (
+        "import sys\n"
+        "from ttt_magic.config import get_config\n"
+        "assert get_config().default_backend == 'mok'\n"
+        "print('ttt_magic.registry' in sys.modules, 'ttt_magic.plugins' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTT_")}
+    env.update(TTT_DEFAULT_BACKEND="mok", HOME=str(tmp_path))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_ttt_config_naming_a_missing_file_is_an_error(monkeypatch, tmp_path):
+    write(Path.cwd() / "ttt.yaml", "timeout: 11\n")
+    missing = tmp_path / "no" / "such" / "file.yaml"
+    monkeypatch.setenv("TTT_CONFIG", str(missing))
+    message = config_error()
+    assert f"TTT_CONFIG names the config file {missing}, which does not exist" in message
+    monkeypatch.setenv("TTT_CONFIG", str(tmp_path))  # a directory: it exists, but is no file
+    assert "Is a directory" in config_error()
+    monkeypatch.delenv("TTT_CONFIG")
+    assert get_config().timeout == 11.0
+
+
+def test_paths_that_are_not_utf8_are_shown_as_escapes(monkeypatch, tmp_path):
+    folder = tmp_path / os.fsdecode(b"caf\xe9")  # a Latin-1 folder name on a UTF-8 system
+    path = write(folder / "ttt.yaml", "timeout: 4\n")
+    monkeypatch.setenv("TTT_CONFIG", str(path))
+    shown = str(tmp_path) + "/caf\\xe9/ttt.yaml"
+    assert display_path(path) == shown
+    cfg = get_config()
+    assert cfg.source("timeout") == shown
+    assert shown in str(cfg) and "\udce9" not in str(cfg)
+    path.write_text("timeout: soon\n")
+    assert shown in config_error()
+    monkeypatch.setenv("TTT_CONFIG", str(folder / "gone.yaml"))
+    assert "caf\\xe9/gone.yaml" in config_error()
+
+
+def test_readable_escapes_what_would_break_a_line():
+    assert readable("plain ünïcode") == "plain ünïcode"
+    assert readable("a\nb\tc\x07") == "a\\nb\\tc\\x07"
+    assert readable(os.fsdecode(b"\xff")) == "\\xff"
+    configure(system="line one\nline two")
+    row = next(r for r in get_config().rows() if r[0] == "system")
+    assert row[1] == "line one\\nline two"
+
+
+@pytest.mark.parametrize("name", [n for n, s in SCHEMA.items() if s.secret])
+def test_every_key_setting_strips_surrounding_whitespace(monkeypatch, name):
+    configure(**{name: f"  {KEY}\n"})
+    assert get_config().secret(name) == KEY
+    configure(**{name: Secret(f"{KEY}\r\n")})
+    assert get_config().secret(name) == KEY
+    for env in SCHEMA[name].env:
+        reset()
+        monkeypatch.setenv(env, f"{KEY}\n")
+        assert get_config().secret(name) == KEY
+        monkeypatch.delenv(env)
+    write(Path.cwd() / "ttt.yaml", f'{name}: "\\t{KEY} "\n')
+    assert get_config().secret(name) == KEY
+
+
+@pytest.mark.parametrize("name", [n for n, s in SCHEMA.items() if s.secret])
+@pytest.mark.parametrize("inside", [" ", "\n", "\t", "\x00", "é"])
+def test_every_key_setting_refuses_whitespace_inside_without_showing_it(monkeypatch, name, inside):
+    bad = KEY[:10] + inside + KEY[10:]
+    with pytest.raises(ConfigError) as err:
+        configure(**{name: bad})
+    assert "inside it (character 11 of" in str(err.value)
+    for env in SCHEMA[name].env:
+        if inside == "\x00":
+            continue  # the environment cannot hold a NUL
+        monkeypatch.setenv(env, bad)
+        message = config_error()
+        assert f"Environment variable {env}" in message
+        assert KEY[:10] not in message and KEY[10:] not in message
+        monkeypatch.delenv(env)
+
+
+def test_a_whitespace_only_key_is_no_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", " \n")
+    assert get_config().openai_api_key is None
+
+
+def test_backend_keys_are_cleaned_and_stay_plain_strings():
+    configure(backends={"box": {"api_key": f"{KEY}\n", "token": f" {KEY}", "config": {"password": KEY}}})
+    box = get_config().backends["box"]
+    assert box["api_key"] == KEY and box["token"] == KEY and box["config"]["password"] == KEY
+    assert isinstance(box["api_key"], str)
+    path = write(Path.cwd() / "ttt.yaml", f'backends:\n  box:\n    api_key: "{KEY[:5]}\\n{KEY[5:]}"\n')
+    message = config_error()
+    assert f"{path}, line 1: backends: box.api_key: the key has a line break inside it" in message
+    assert KEY[:5] not in message and KEY[5:] not in message
+
+
+def test_record_and_replay_paths_refuse_nul():
+    for key in ("record", "replay", "cache"):
+        with pytest.raises(ConfigError, match="NUL"):
+            configure(**{key: "answers\x00.jsonl"})
