@@ -28,6 +28,10 @@ _LAZY = {
     "route": "ttt_magic.api",
     "Chat": "ttt_magic.api",
     "configure": "ttt_magic.config",
+    "settings": "ttt_magic.scope",
+    "usage": "ttt_magic.usage",
+    "estimate": "ttt_magic.batch",
+    "Answers": "ttt_magic.batch",
     "get_config": "ttt_magic.config",
     "model_registry": "ttt_magic.registry",
     "backend_registry": "ttt_magic.registry",
@@ -41,6 +45,7 @@ _LAZY = {
 
 __all__ = [
     "AIResponse",
+    "Answers",
     "BaseBackend",
     "Chat",
     "ModelInfo",
@@ -52,6 +57,7 @@ __all__ = [
     "chat",
     "configure",
     "discover_plugins",
+    "estimate",
     "get_config",
     "last_response",
     "load_ipython_extension",
@@ -59,8 +65,10 @@ __all__ = [
     "model_registry",
     "register_backend",
     "route",
+    "settings",
     "stream",
     "unload_ipython_extension",
+    "usage",
 ]
 
 #: The most recent answer given by ``%%ask`` / ``%ask`` (an ``AIResponse``), or None.
@@ -73,6 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .models import AIResponse, ModelInfo
     from .plugins import discover_plugins, load_plugin
     from .registry import backend_registry, model_registry, register_backend
+    from .scope import settings
+    from .usage import usage
 
 
 def __getattr__(name: str) -> Any:

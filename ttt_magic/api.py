@@ -10,14 +10,13 @@ anything is sent.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from . import router, runner
-from .config import get_config
+from . import router, runner, scope
 from .models import AIResponse, Message
-from .router import Request, Route, StreamOutcome
+from .request import REQUEST_ARGS, Request, check_kwargs
+from .router import Route, StreamOutcome
 
 __all__ = [
     "AnswerStream",
@@ -35,71 +34,35 @@ __all__ = [
 INTERRUPTED = "Interrupted: the answer is incomplete."
 
 
-# --------------------------------------------------------------------------- usage
-
-
-class _Usage:
-    """Calls, tokens and cost of this process, for ``%ttt_status``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls = self.failures = self.tokens_in = self.tokens_out = 0
-        self.cost = 0.0
-
-    def record(self, response: AIResponse) -> AIResponse:
-        with self._lock:
-            self.calls += 1
-            self.failures += response.failed
-            self.tokens_in += response.tokens_in or 0
-            self.tokens_out += response.tokens_out or 0
-            self.cost += response.cost or 0.0
-        return response
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "calls": self.calls,
-                "failures": self.failures,
-                "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out,
-                "cost": round(self.cost, 6),
-            }
-
-
-_usage = _Usage()
-
-
-def usage() -> dict[str, Any]:
-    """This session's totals: calls, failures, tokens in and out, cost in dollars."""
-    return _usage.snapshot()
-
-
 # --------------------------------------------------------------------------- requests
 
 
-def _request(
-    prompt: str,
-    model: str | None,
-    backend: str | None,
-    system: str | None,
-    temperature: float | None,
-    max_tokens: int | None,
-    history: Iterable[Message] | None,
-    options: dict[str, Any],
-) -> tuple[Request, Route]:
-    """Validate the call, fill what it left open from the settings, and decide the route."""
-    settings = get_config()
-    request = Request(
-        prompt,
-        model=model,
-        backend=backend,
-        system=settings.system if system is None else system,
-        temperature=settings.temperature if temperature is None else temperature,
-        max_tokens=settings.max_tokens if max_tokens is None else max_tokens,
-        history=list(history or []),
-        options=options,
-    )
+def usage(by: str | None = None) -> Any:
+    """This session's calls, failures, tokens and cost (see ``ttt_magic.usage``)."""
+    from .usage import usage as totals
+
+    return totals(by)
+
+
+def _request(prompt: Any, kwargs: dict[str, Any], where: str) -> tuple[Request, Route]:
+    """Validate the call and decide the route; values left open are settled per attempt."""
+    check_kwargs(kwargs, REQUEST_ARGS, where=where)
+    history = kwargs.get("history")
+    request = Request(prompt, **{**kwargs, "history": list(history or [])})
+    settings = scope.effective()
+    _interceptors(settings)
     return request, router.decide(request, settings)
+
+
+def _interceptors(settings: Any) -> None:
+    """Load the optional chain links the settings ask for (cheap when none is on)."""
+    values = settings.values
+    if values.get("cache") or values.get("record") or values.get("replay"):
+        from . import cache
+
+        ensure = getattr(cache, "ensure_installed", None)
+        if ensure is not None:
+            ensure()
 
 
 def _interrupted(text: str, decided: Route) -> AIResponse:
@@ -127,7 +90,7 @@ def route(
     **kwargs: Any,
 ) -> Route:
     """The routing decision for this prompt, with its reasons; nothing is sent."""
-    return _request(prompt, model, backend, system, temperature, max_tokens, None, kwargs)[1]
+    return _request(prompt, {**_named(locals()), **kwargs}, "route")[1]
 
 
 def ask(
@@ -142,8 +105,8 @@ def ask(
     **kwargs: Any,
 ) -> AIResponse:
     """Ask once and wait for the whole answer. Failures come back as ``response.failed``."""
-    request, decided = _request(prompt, model, backend, system, temperature, max_tokens, history, kwargs)
-    return _usage.record(runner.run(router.complete(decided, request)))
+    request, decided = _request(prompt, {**_named(locals()), **kwargs}, "ask")
+    return runner.run(router.complete(decided, request))
 
 
 async def aask(
@@ -158,8 +121,8 @@ async def aask(
     **kwargs: Any,
 ) -> AIResponse:
     """``ask`` on the caller's own event loop."""
-    request, decided = _request(prompt, model, backend, system, temperature, max_tokens, history, kwargs)
-    return _usage.record(await router.complete(decided, request))
+    request, decided = _request(prompt, {**_named(locals()), **kwargs}, "aask")
+    return await router.complete(decided, request)
 
 
 class _Answer:
@@ -181,7 +144,7 @@ class _Answer:
         return "".join(self._parts)
 
     def _done(self, response: AIResponse) -> None:
-        self.response = _usage.record(response)
+        self.response = response
         if self._on_done is not None:
             self._on_done(response)
 
@@ -263,7 +226,7 @@ def stream(
     **kwargs: Any,
 ) -> AnswerStream:
     """Stream the answer: ``for chunk in stream(...)``; then ``.response``."""
-    request, decided = _request(prompt, model, backend, system, temperature, max_tokens, history, kwargs)
+    request, decided = _request(prompt, {**_named(locals()), **kwargs}, "stream")
     return AnswerStream(request, decided)
 
 
@@ -320,25 +283,32 @@ def astream(
     **kwargs: Any,
 ) -> AsyncAnswerStream:
     """Async streaming: ``async for chunk in astream(...)``; then ``.response``."""
-    request, decided = _request(prompt, model, backend, system, temperature, max_tokens, history, kwargs)
+    request, decided = _request(prompt, {**_named(locals()), **kwargs}, "astream")
     return AsyncAnswerStream(request, decided)
 
 
-def _request_from(prompt: str, kwargs: dict[str, Any]) -> tuple[Request, Route]:
-    return _request(
-        prompt,
-        kwargs.get("model"),
-        kwargs.get("backend"),
-        kwargs.get("system"),
-        kwargs.get("temperature"),
-        kwargs.get("max_tokens"),
-        kwargs.get("history"),
-        {k: v for k, v in kwargs.items() if k not in _NAMED},
-    )
+def _named(values: dict[str, Any]) -> dict[str, Any]:
+    """The named arguments of an API function that were given (``locals()`` minus the prompt)."""
+    return {k: v for k, v in values.items() if k in _NAMED and v is not None}
 
 
-def ask_many(prompts: Iterable[str], *, concurrency: int = 4, **kwargs: Any) -> list[AIResponse]:
-    """Ask several prompts concurrently (at most ``concurrency`` at once), answers in order."""
+_NAMED = ("model", "backend", "system", "temperature", "max_tokens", "history")
+
+
+def _request_from(prompt: Any, kwargs: dict[str, Any]) -> tuple[Request, Route]:
+    return _request(prompt, {k: v for k, v in kwargs.items() if v is not None}, "ask")
+
+
+def ask_many(inputs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+    """Ask the same question of many items; answers in input order (see ``ttt_magic.batch``)."""
+    try:
+        from .batch import ask_many as run_batch
+    except ImportError:  # until ttt_magic.batch lands: the plain concurrent form
+        return _ask_many_plain(inputs, **kwargs)
+    return run_batch(inputs, *args, **kwargs)
+
+
+def _ask_many_plain(prompts: Iterable[str], *, concurrency: int = 4, **kwargs: Any) -> list[AIResponse]:
     prepared = [_request_from(p, kwargs) for p in prompts]
 
     async def gather() -> list[AIResponse]:
@@ -346,14 +316,11 @@ def ask_many(prompts: Iterable[str], *, concurrency: int = 4, **kwargs: Any) -> 
 
         async def one(request: Request, decided: Route) -> AIResponse:
             async with limit:
-                return _usage.record(await router.complete(decided, request))
+                return await router.complete(decided, request)
 
         return list(await asyncio.gather(*(one(r, d) for r, d in prepared)))
 
     return runner.run(gather())
-
-
-_NAMED = {"model", "backend", "system", "temperature", "max_tokens", "history"}
 
 
 # --------------------------------------------------------------------------- chat

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Union
+from typing import Any
 
 from .models import StreamEnd
 from .request import Resolved
 
 __all__ = ["Chain", "Handler", "Interceptor", "Item", "chain"]
 
-Item = Union[str, StreamEnd]
+Item = str | StreamEnd
 Handler = Callable[[Resolved], AsyncIterator[Item]]
 Interceptor = Callable[[Resolved, Handler], AsyncIterator[Item]]
 

@@ -7,7 +7,7 @@ Nothing here performs I/O or imports anything heavy, so every other module
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 __all__ = ["AIResponse", "ImagePart", "Message", "ModelInfo", "Part", "StreamEnd", "TextPart", "text_of"]
 
@@ -27,7 +27,7 @@ class ImagePart(TypedDict):
     data: bytes
 
 
-Part = Union[TextPart, ImagePart]
+Part = TextPart | ImagePart
 
 
 class Message(TypedDict):

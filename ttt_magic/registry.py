@@ -55,7 +55,8 @@ class ModelRegistry:
         self._catalog: dict[str, ModelInfo] | None = None
         self._catalog_aliases: dict[str, str] = {}
         self._added: dict[str, ModelInfo] = {}
-        self._view: tuple[Any, dict[str, ModelInfo], dict[str, str]] | None = None
+        self._view: tuple[Any, dict[str, ModelInfo], dict[str, str], Any, int] | None = None
+        self._added_version = 0
 
     # -- building the merged view
 
@@ -77,8 +78,13 @@ class ModelRegistry:
         with self._lock:
             if self._catalog is None:
                 self._load_catalog()
-            key = (id(settings), len(self._added), tuple(self._added))
+            if self._view is not None and self._view[3] is settings and self._view[4] == self._added_version:
+                return self._view[1], self._view[2]
+            # Keyed by what the view is made of, not by id(settings): ids are reused after
+            # garbage collection, and a new Settings with the same models needs no rebuild.
+            key = (repr(settings.models), repr(sorted(settings.model_aliases.items())), self._added_version)
             if self._view is not None and self._view[0] == key:
+                self._view = (key, self._view[1], self._view[2], settings, self._added_version)
                 return self._view[1], self._view[2]
             models = dict(self._catalog or {})
             aliases = dict(self._catalog_aliases)
@@ -93,7 +99,7 @@ class ModelRegistry:
                 models[info.name] = info
                 aliases.update({a: info.name for a in info.aliases})
             aliases.update(settings.model_aliases)
-            self._view = (key, models, aliases)
+            self._view = (key, models, aliases, settings, self._added_version)
             return models, aliases
 
     # -- the seed's API
@@ -105,11 +111,13 @@ class ModelRegistry:
         with self._lock:
             self._added.pop(info.name, None)
             self._added[info.name] = info
+            self._added_version += 1
             self._view = None
 
     def remove_model(self, name: str) -> None:
         with self._lock:
             self._added.pop(name, None)
+            self._added_version += 1
             self._view = None
 
     def list_models(self, provider: str | None = None) -> list[ModelInfo]:
@@ -328,6 +336,20 @@ class BackendRegistry:
             cached = self._instances.get(name)
             if cached is not None and cached[0] is settings and cached[2] is entry.target:
                 return cached[1]
+        config = settings.backend_config(name)
+        config.setdefault("name", name)
+        if getattr(entry, "wants_backends", False) or name == "cloud":
+            config["backends"] = settings.backends  # the cloud backend reads its providers' sections
+        fingerprint = _fingerprint(config)
+        with self._lock:
+            if cached is not None and cached[2] is entry.target and cached[3] == fingerprint:
+                # Same backend configuration under new settings (e.g. a temperature slider
+                # moved): keep the instance, its connections and caches. Request defaults
+                # are settled per request, so only its view of them is refreshed.
+                instance = cached[1]
+                _refresh_defaults(instance, config)
+                self._instances[name] = (settings, instance, entry.target, fingerprint)
+                return instance
         missing = entry.missing_requirements()
         if missing:
             raise BackendUnavailable(
@@ -336,8 +358,6 @@ class BackendRegistry:
             )
         try:
             cls = entry.load_class()
-            config = settings.backend_config(name)
-            config.setdefault("name", name)
             instance = cls(config)
         except BackendUnavailable:
             raise
@@ -347,7 +367,7 @@ class BackendRegistry:
                 hint=f"Check its plugin or class_path ({entry.source}).",
             ) from exc
         with self._lock:
-            self._instances[name] = (settings, instance, entry.target)
+            self._instances[name] = (settings, instance, entry.target, fingerprint)
         return instance
 
     def availability(self, name: str, settings: Settings | None = None) -> tuple[bool, str | None]:
@@ -368,6 +388,27 @@ class BackendRegistry:
         except Exception:
             reason = None
         return False, reason or f"Backend {name!r} reports itself unavailable."
+
+
+#: Settings that are defaults of a request, not part of what a backend instance is.
+_REQUEST_DEFAULTS = ("temperature", "max_tokens", "system", "stream", "footer", "raise_on_error")
+
+
+def _fingerprint(config: dict[str, Any]) -> str:
+    """What makes a backend instance what it is: its configuration minus the request defaults."""
+    kept = {k: v for k, v in config.items() if k not in _REQUEST_DEFAULTS}
+    return repr(sorted(kept.items(), key=lambda kv: kv[0]))
+
+
+def _refresh_defaults(instance: Any, config: dict[str, Any]) -> None:
+    for attr in ("config", "backend_config"):
+        target = getattr(instance, attr, None)
+        if isinstance(target, dict):
+            for key in _REQUEST_DEFAULTS:
+                if key in config:
+                    target[key] = config[key]
+                else:
+                    target.pop(key, None)
 
 
 def _first_line(obj: Any) -> str:

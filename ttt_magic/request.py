@@ -49,7 +49,9 @@ REQUEST_DEFAULTS = ("temperature", "max_tokens", "system", "timeout", "max_retri
 DEFAULT_TIMEOUT = 30.0
 
 
-def check_kwargs(kwargs: Mapping[str, Any], allowed: Iterable[str] = REQUEST_ARGS, where: str = "ask") -> None:
+def check_kwargs(
+    kwargs: Mapping[str, Any], allowed: Iterable[str] = REQUEST_ARGS, where: str = "ask"
+) -> None:
     """``TypeError`` with a did-you-mean for a keyword argument nobody reads.
 
     A typo such as ``progres=True`` must not be dropped silently: it would

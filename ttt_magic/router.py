@@ -21,12 +21,25 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .backends.base import error_from_response, error_info
+from .chain import Item, chain
 from .config import Settings, get_config
-from .errors import BackendUnavailable, ProviderError, TTTError, UsageError
-from .models import AIResponse, Message, StreamEnd
+from .errors import BackendUnavailable, ProviderError, TTTError
+from .models import AIResponse, StreamEnd
 from .registry import PROVIDER_BACKENDS, backend_registry, model_registry
+from .request import Request, Resolved, resolve
 
-__all__ = ["Attempt", "Request", "Route", "complete", "decide", "sleep", "stream"]
+__all__ = [
+    "Attempt",
+    "Request",
+    "Route",
+    "StreamOutcome",
+    "complete",
+    "decide",
+    "prepare",
+    "run",
+    "sleep",
+    "stream",
+]
 
 #: The waiting function between retries; tests replace it with a fake clock.
 sleep = asyncio.sleep
@@ -38,54 +51,6 @@ NO_BACKEND_HINT = (
     "Set an API key (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY), "
     "start Ollama (`ollama serve`), or use backend='mock' for offline answers."
 )
-
-
-@dataclass
-class Request:
-    """What the caller asked for, validated."""
-
-    prompt: str
-    model: str | None = None
-    backend: str | None = None
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    history: list[Message] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str):
-            raise UsageError(f"The prompt must be a string, not {type(self.prompt).__name__}.")
-        if self.temperature is not None:
-            try:
-                self.temperature = float(self.temperature)
-            except (TypeError, ValueError):
-                raise UsageError(f"temperature must be a number, not {self.temperature!r}.") from None
-            if not 0.0 <= self.temperature <= 2.0:
-                raise UsageError(f"temperature must be between 0 and 2, not {self.temperature}.")
-        if self.max_tokens is not None:
-            if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
-                try:
-                    self.max_tokens = int(self.max_tokens)
-                except (TypeError, ValueError):
-                    raise UsageError(f"max_tokens must be a whole number, not {self.max_tokens!r}.") from None
-            if self.max_tokens < 1:
-                raise UsageError(f"max_tokens must be at least 1, not {self.max_tokens}.")
-        for turn in self.history:
-            if not isinstance(turn, dict) or turn.get("role") not in ("system", "user", "assistant"):
-                raise UsageError("history must be a list of {'role': 'user'|'assistant', 'content': str}.")
-
-    def call_kwargs(self, model: str | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(self.options)
-        if self.history:
-            kwargs["history"] = list(self.history)
-        return {
-            "model": model,
-            "system": self.system,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            **kwargs,
-        }
 
 
 @dataclass
@@ -260,7 +225,7 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
         found.append((backend or backend_for_provider(info.provider), info.name, reason))
 
     for i, rule in enumerate(settings.routing.get("rules", [])):
-        if _rule_matches(rule, request.prompt):
+        if _rule_matches(rule, request.text):
             reason = f"routing rule {i + 1} matches"
             if rule.get("prefer_model"):
                 add_model(rule["prefer_model"], reason, rule.get("prefer_backend"))
@@ -273,7 +238,7 @@ def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[t
         steps.append("default_model is set, so prompt keywords are not used")
     else:
         for category, alias in (("code", "coding"), ("speed", "fast"), ("quality", "best")):
-            word = _keyword_hit(request.prompt, settings.routing.get(f"{category}_keywords", []))
+            word = _keyword_hit(request.text, settings.routing.get(f"{category}_keywords", []))
             if not word:
                 continue
             try:
@@ -332,12 +297,15 @@ def _with_fallbacks(route: Route, request: Request, settings: Settings, pinned: 
 # --------------------------------------------------------------------------- executing
 
 
-def _backoff(retry: int, error: ProviderError | dict[str, Any], cap: float) -> float:
-    after = error.get("retry_after") if isinstance(error, dict) else error.retry_after
-    if after is not None:
-        return max(0.0, min(float(after), cap))
+def _backoff(retry: int, error: ProviderError, cap: float) -> float:
+    if error.retry_after is not None:
+        return max(0.0, min(float(error.retry_after), cap))
     step = min(cap, BACKOFF_BASE * (2**retry))
     return step / 2 + random.uniform(0, step / 2)
+
+
+#: Finish reasons that mean "cut off by max_tokens", across the protocols.
+LENGTH_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
 
 
 def _finish(
@@ -348,113 +316,28 @@ def _finish(
     started: float,
     *,
     end: StreamEnd | None = None,
-    response: AIResponse | None = None,
     error: str | None = None,
-    settings: Settings | None = None,
 ) -> AIResponse:
-    """Build the caller's response: text, usage, cost, and the route record."""
-    tokens_in = response.tokens_in if response is not None else (end.tokens_in if end else None)
-    tokens_out = response.tokens_out if response is not None else (end.tokens_out if end else None)
-    reported_model = (response.model if response is not None else (end.model if end else None)) or model
-    metadata: dict[str, Any] = {}
-    if end is not None:
-        metadata.update(end.metadata)
-        if end.finish_reason:
-            metadata["finish_reason"] = end.finish_reason
-    if response is not None:
-        metadata.update({k: v for k, v in response.metadata.items() if k not in ("route", "error_info")})
-    cost = response.cost if response is not None else metadata.pop("cost", None)
-    if cost is None:
-        info = model_registry.get_model(model, settings) if model else None
-        cost = info.cost(tokens_in, tokens_out) if info else None
+    """The caller's response, built in one place: text, usage, cost, the route record."""
+    metadata: dict[str, Any] = dict(end.metadata) if end is not None else {}
+    metadata.pop("cost", None)
+    if end is not None and end.finish_reason:
+        metadata["finish_reason"] = end.finish_reason
+        if end.finish_reason in LENGTH_REASONS:
+            metadata["truncated"] = True
     metadata["route"] = route.to_dict()
     return AIResponse(
         text,
-        model=reported_model,
+        model=(end.model if end is not None else None) or model,
         backend=backend,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
+        tokens_in=end.tokens_in if end is not None else None,
+        tokens_out=end.tokens_out if end is not None else None,
         time_taken=time.perf_counter() - started,
-        cost=cost,
+        cost=end.cost if end is not None else None,
+        data=end.data if end is not None else None,
+        reasoning=end.reasoning if end is not None else None,
         metadata=metadata,
         error=error,
-    )
-
-
-async def complete(route: Route, request: Request) -> AIResponse:
-    """Run the plan without streaming; always returns a response, failed or not."""
-    started = time.perf_counter()
-    if route.backend is None:
-        return _finish("", route, None, None, started, error=route.error)
-    settings = route.settings or get_config()
-    errors: list[str] = []
-    first_failure: AIResponse | None = None
-    for backend_name, model in route.plan:
-        backend = _usable_backend(route, backend_name, model, settings, errors)
-        if backend is None:
-            continue
-        timeout = backend.timeout or settings.timeout
-        wait = 0.0
-        for retry in range(settings.max_retries + 1):
-            if wait:
-                await sleep(wait)
-            t0 = time.perf_counter()
-            try:
-                response = await asyncio.wait_for(
-                    backend.ask(request.prompt, **request.call_kwargs(model)), timeout
-                )
-            except asyncio.TimeoutError:
-                response = backend.failure(
-                    ProviderError(
-                        f"{backend_name} gave no answer within {timeout:g} s.",
-                        retryable=True,
-                        kind="timeout",
-                        hint="Raise `timeout` or try again.",
-                    ),
-                    model=model,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a plugin that raises instead of returning an error
-                response = backend.failure(exc, model=model)
-            elapsed = time.perf_counter() - t0
-            if not isinstance(response, AIResponse):
-                response = AIResponse(str(response), model=model, backend=backend_name)
-            if response.succeeded:
-                route.attempts.append(Attempt(backend_name, model, "ok", None, wait, elapsed))
-                return _finish(
-                    response.text, route, backend_name, model, started, response=response, settings=settings
-                )
-            info = response.metadata.get("error_info") or error_info(error_from_response(response))
-            retryable = bool(info.get("retryable")) and retry < settings.max_retries
-            route.attempts.append(
-                Attempt(backend_name, model, "retry" if retryable else "error", response.error, wait, elapsed)
-            )
-            if not retryable:
-                errors.append(response.error or "failed")
-                first_failure = first_failure or response.copy_with(backend=backend_name)
-                break
-            wait = _backoff(retry, info, settings.max_retry_wait)
-    if first_failure is not None and errors and errors[0] == first_failure.error:
-        # Keep what the failing backend did say (e.g. text before a safety stop).
-        return _finish(
-            first_failure.text,
-            route,
-            first_failure.backend,
-            first_failure.model,
-            started,
-            response=first_failure,
-            error=first_failure.error,
-            settings=settings,
-        )
-    return _finish(
-        "",
-        route,
-        route.backend,
-        route.model,
-        started,
-        error=errors[0] if errors else route.error,
-        settings=settings,
     )
 
 
@@ -471,11 +354,227 @@ def _usable_backend(route: Route, name: str, model: str | None, settings: Settin
     return backend
 
 
-class _IdleWatch:
-    """Cancels the streaming task when a backend stays silent longer than ``timeout``.
+def prepare(
+    request: Request, backend: Any, name: str, model: str | None, settings: Settings, *, stream: bool
+) -> Resolved:
+    """The resolved request of one attempt at ``backend`` (what is sent is what this says)."""
+    effective = getattr(backend, "effective_model", None)
+    if effective is not None:
+        model = effective(model)
+    config = settings.backend_config(name)
+    narrow = getattr(backend, "call_config", None)
+    if narrow is not None:
+        config = narrow(model, config)
+    call = resolve(request, name, model, config, stream=stream, schema=_schema_of(request))
+    features = getattr(backend, "features", None)
+    if features:
+        call.features = frozenset(features)
+    return call
 
-    Costs two attribute writes a chunk (``asyncio.wait_for`` around every chunk
-    cost ~50 µs each). Time the reader spends between chunks is not counted:
+
+def _schema_of(request: Request) -> dict[str, Any] | None:
+    if request.schema is None:
+        return None
+    from .structured import json_schema  # only when a schema is used
+
+    return json_schema(request.schema)
+
+
+async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
+    """The innermost link of the chain: one backend call, as text chunks then one priced ``StreamEnd``.
+
+    Backends built on the template take the resolved request (``send``); any
+    other backend (a plugin written against the seed's ``BaseBackend``) is
+    called with the keyword arguments it has always received. A failed
+    ``AIResponse`` becomes a ``ProviderError`` here, so failures travel one
+    way inside the router.
+    """
+    from .backends.template import price
+
+    free = bool(getattr(backend, "free", False))
+    send = getattr(backend, "send", None)
+    if send is not None:
+        async for item in send(call):
+            yield price(item, model=call.model, free=free) if isinstance(item, StreamEnd) else item
+        return
+    kwargs = call.backend_kwargs()
+    if call.stream:
+        end: StreamEnd | None = None
+        chunks = backend.astream(call.prompt, **kwargs)
+        try:
+            async for item in chunks:
+                if isinstance(item, StreamEnd):
+                    end = item
+                elif item:
+                    yield str(item)
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        yield price(end or StreamEnd(model=call.model), model=call.model, free=free)
+        return
+    response = await backend.ask(call.prompt, **kwargs)
+    if not isinstance(response, AIResponse):
+        response = AIResponse(str(response), model=call.model, backend=call.backend)
+    end = StreamEnd(
+        model=response.model or call.model,
+        tokens_in=response.tokens_in,
+        tokens_out=response.tokens_out,
+        finish_reason=response.metadata.get("finish_reason"),
+        metadata={k: v for k, v in response.metadata.items() if k not in ("route", "error_info")},
+        cost=response.cost,
+        data=response.data,
+        reasoning=response.reasoning,
+    )
+    if response.failed:
+        error = error_from_response(response)
+        error.partial_text = response.text  # type: ignore[attr-defined]
+        error.end = end  # type: ignore[attr-defined]
+        raise error
+    if response.text:
+        yield response.text
+    yield price(end, model=call.model, free=free)
+
+
+def _timeout_error(backend: str, call: Resolved) -> ProviderError:
+    said = "gave no answer within" if not call.stream else "sent nothing for"
+    return ProviderError(
+        f"{backend} {said} {call.timeout:g} s.",
+        retryable=True,
+        kind="timeout",
+        hint="Raise `timeout` or try again.",
+    )
+
+
+class StreamOutcome:
+    """Filled in by ``run`` when it ends: the final response."""
+
+    response: AIResponse | None = None
+
+
+async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream: bool) -> AsyncIterator[str]:
+    """The attempt loop: walk the plan, retry, back off, fall back; the one loop for ask and stream.
+
+    Every attempt goes through the interception chain. With ``stream`` the
+    text is yielded as it arrives, and once any has reached the reader a
+    failure ends the answer (text kept, ``error`` set) instead of retrying or
+    falling back; without it nothing is yielded and every failure may be
+    retried. The final response is left in ``outcome``.
+    """
+    started = time.perf_counter()
+    if route.backend is None:
+        outcome.response = _finish("", route, None, None, started, error=route.error)
+        return
+    settings = route.settings or get_config()
+    errors: list[str] = []
+    kept: tuple[str, str, str | None, StreamEnd | None, str] | None = None  # a failure's partial text
+    for backend_name, model in route.plan:
+        backend = _usable_backend(route, backend_name, model, settings, errors)
+        if backend is None:
+            continue
+        call = prepare(request, backend, backend_name, model, settings, stream=stream)
+        handler = chain.wrap(lambda c, b=backend: call_backend(b, c))
+        wait = 0.0
+        for retry in range(call.max_retries + 1):
+            if wait:
+                await sleep(wait)
+            t0 = time.perf_counter()
+            parts: list[str] = []
+            end: StreamEnd | None = None
+            failure: ProviderError | None = None
+            items = handler(call)
+            watch = _IdleWatch(call.timeout)
+            try:
+                async for item in items:
+                    if isinstance(item, StreamEnd):
+                        end = item
+                    elif item:
+                        parts.append(item)
+                        if stream:
+                            watch.pause()
+                            yield item
+                            watch.resume()
+            except ProviderError as exc:
+                failure = exc
+            except (asyncio.CancelledError, GeneratorExit):
+                if not watch.absorb():
+                    route.attempts.append(
+                        Attempt(backend_name, call.model, "interrupted", None, wait, time.perf_counter() - t0)
+                    )
+                    raise
+                failure = _timeout_error(backend_name, call)
+            except Exception as exc:  # a plugin that raises instead of returning an error
+                failure = ProviderError(error_info(exc)["message"], retryable=False, kind="exception")
+            finally:
+                watch.stop()
+                aclose = getattr(items, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:
+                        pass
+            elapsed = time.perf_counter() - t0
+            if failure is None:
+                route.attempts.append(Attempt(backend_name, call.model, "ok", None, wait, elapsed))
+                outcome.response = _finish("".join(parts), route, backend_name, call.model, started, end=end)
+                return
+            end = end or getattr(failure, "end", None)
+            text = "".join(parts) or getattr(failure, "partial_text", "") or ""
+            if stream and parts:  # text already reached the reader: keep it, do not retry or fall back
+                route.attempts.append(Attempt(backend_name, call.model, "error", str(failure), wait, elapsed))
+                outcome.response = _finish(
+                    text,
+                    route,
+                    backend_name,
+                    call.model,
+                    started,
+                    end=end,
+                    error=f"The answer was cut off: {failure}",
+                )
+                return
+            retryable = failure.retryable and retry < call.max_retries
+            route.attempts.append(
+                Attempt(
+                    backend_name, call.model, "retry" if retryable else "error", str(failure), wait, elapsed
+                )
+            )
+            if not retryable:
+                errors.append(str(failure))
+                if kept is None:
+                    kept = (text, backend_name, call.model, end, str(failure))
+                break
+            wait = _backoff(retry, failure, call.max_retry_wait)
+    if kept is not None and errors and errors[0] == kept[4]:
+        # Keep what the failing backend did say (e.g. text before a refusal or a safety stop).
+        text, name, used, end, error = kept
+        outcome.response = _finish(text, route, name, used, started, end=end, error=error)
+        return
+    outcome.response = _finish(
+        "", route, route.backend, route.model, started, error=errors[0] if errors else route.error
+    )
+
+
+async def complete(route: Route, request: Request) -> AIResponse:
+    """Run the plan without streaming; always returns a response, failed or not."""
+    outcome = StreamOutcome()
+    async for _ in run(route, request, outcome, stream=False):
+        pass
+    assert outcome.response is not None
+    return outcome.response
+
+
+def stream(route: Route, request: Request, outcome: StreamOutcome) -> AsyncIterator[str]:
+    """Run the plan streaming: yields text chunks, leaves the final response in ``outcome``."""
+    return run(route, request, outcome, stream=True)
+
+
+class _IdleWatch:
+    """Cancels the running task when an attempt stays silent longer than ``timeout``.
+
+    For a stream that is the silence between chunks; for ``ask``, where
+    nothing is handed over until the end, it bounds the whole call. Costs two
+    attribute writes a chunk (``asyncio.wait_for`` around every chunk cost
+    ~50 µs each). Time the reader spends between chunks is not counted:
     ``pause()`` before handing a chunk over, ``resume()`` after.
     """
 
@@ -515,108 +614,3 @@ class _IdleWatch:
         if uncancel is not None:
             uncancel()
         return True
-
-
-class StreamOutcome:
-    """Filled in by ``stream`` when it ends: the final response."""
-
-    response: AIResponse | None = None
-
-
-async def stream(route: Route, request: Request, outcome: StreamOutcome) -> AsyncIterator[str]:
-    """Run the plan streaming; yields text chunks, leaves the final response in ``outcome``.
-
-    Before the first chunk, failures are retried and fall back like ``complete``.
-    After it, a failure ends the stream: the text so far is kept and ``error`` set.
-    """
-    started = time.perf_counter()
-    if route.backend is None:
-        outcome.response = _finish("", route, None, None, started, error=route.error)
-        return
-    settings = route.settings or get_config()
-    errors: list[str] = []
-    for backend_name, model in route.plan:
-        backend = _usable_backend(route, backend_name, model, settings, errors)
-        if backend is None:
-            continue
-        timeout = backend.timeout or settings.timeout
-        wait = 0.0
-        for retry in range(settings.max_retries + 1):
-            if wait:
-                await sleep(wait)
-            t0 = time.perf_counter()
-            parts: list[str] = []
-            end: StreamEnd | None = None
-            failure: ProviderError | None = None
-            chunks = backend.astream(request.prompt, **request.call_kwargs(model)).__aiter__()
-            watch = _IdleWatch(timeout)
-            try:
-                async for item in chunks:
-                    if isinstance(item, StreamEnd):
-                        end = item
-                    elif item:
-                        parts.append(item)
-                        watch.pause()
-                        yield item
-                        watch.resume()
-            except ProviderError as exc:
-                failure = exc
-            except (asyncio.CancelledError, GeneratorExit):
-                if not watch.absorb():
-                    route.attempts.append(
-                        Attempt(backend_name, model, "interrupted", None, wait, time.perf_counter() - t0)
-                    )
-                    raise
-                failure = ProviderError(
-                    f"{backend_name} sent nothing for {timeout:g} s.",
-                    retryable=True,
-                    kind="timeout",
-                    hint="Raise `timeout` or try again.",
-                )
-            except Exception as exc:
-                failure = ProviderError(error_info(exc)["message"], retryable=False, kind="exception")
-            finally:
-                watch.stop()
-                aclose = getattr(chunks, "aclose", None)
-                if aclose is not None:
-                    try:
-                        await aclose()
-                    except Exception:
-                        pass
-            elapsed = time.perf_counter() - t0
-            if failure is None:
-                route.attempts.append(Attempt(backend_name, model, "ok", None, wait, elapsed))
-                outcome.response = _finish(
-                    "".join(parts), route, backend_name, model, started, end=end, settings=settings
-                )
-                return
-            if parts:  # text already reached the reader: keep it, do not retry or fall back
-                route.attempts.append(Attempt(backend_name, model, "error", str(failure), wait, elapsed))
-                outcome.response = _finish(
-                    "".join(parts),
-                    route,
-                    backend_name,
-                    model,
-                    started,
-                    end=end,
-                    error=f"The answer was cut off: {failure}",
-                    settings=settings,
-                )
-                return
-            retryable = failure.retryable and retry < settings.max_retries
-            route.attempts.append(
-                Attempt(backend_name, model, "retry" if retryable else "error", str(failure), wait, elapsed)
-            )
-            if not retryable:
-                errors.append(str(failure))
-                break
-            wait = _backoff(retry, failure, settings.max_retry_wait)
-    outcome.response = _finish(
-        "",
-        route,
-        route.backend,
-        route.model,
-        started,
-        error=errors[0] if errors else route.error,
-        settings=settings,
-    )

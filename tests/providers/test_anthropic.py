@@ -297,7 +297,7 @@ def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     assert error is None
     assert "".join(texts) == fake.answer and len(texts) > 1
     assert (end.tokens_in, end.tokens_out, end.finish_reason) == (21, 6, "end_turn")
-    assert end.metadata["cost"] == pytest.approx((21 * 3.0 + 6 * 15.0) / 1e6)
+    assert end.cost == pytest.approx((21 * 3.0 + 6 * 15.0) / 1e6)
     request = fake.last
     assert request.path == "/v1/messages"
     assert request.headers["x-api-key"] == KEY

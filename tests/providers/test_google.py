@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes import run
 from ttt_magic.backends import google as gg
 from ttt_magic.errors import ProviderError
 
@@ -154,10 +155,10 @@ def test_unavailable_without_key_names_env_vars():
 
 def test_url_and_model_resolution():
     backend = gg.GeminiBackend({"google_api_key": "k", "gemini_base_url": "http://h:1/"})
-    name, pid, _ = backend._request("x", "flash", None, None, None, {})
+    name, pid = run(backend.model_ids("flash"))
     assert (name, pid) == ("gemini-2.5-flash", "gemini-2.5-flash")
     assert backend._url(pid, "generateContent") == "http://h:1/v1beta/models/gemini-2.5-flash:generateContent"
-    assert backend._request("x", "google/gemini-2.0-flash", None, None, None, {})[1] == "gemini-2.0-flash"
+    assert run(backend.model_ids("google/gemini-2.0-flash"))[1] == "gemini-2.0-flash"
 
 
 # =========================================================================== against the fake server
@@ -213,7 +214,7 @@ def test_stream_sends_exact_request_and_reads_text_and_usage(fake, backend):
     )
     assert error is None and "".join(texts) == fake.answer and len(texts) > 1
     assert (end.tokens_in, end.tokens_out, end.finish_reason) == (11, 5, "STOP")
-    assert end.metadata["cost"] == pytest.approx((11 * 0.30 + 5 * 2.50) / 1e6)
+    assert end.cost == pytest.approx((11 * 0.30 + 5 * 2.50) / 1e6)
     request = fake.last
     assert request.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
     assert request.query == {"alt": "sse"}

@@ -30,7 +30,7 @@ def test_stream_text_usage_and_request(ollama_fake):
     assert parts == ["The", " sky", " is", " blue", "."]
     assert isinstance(end, StreamEnd)
     assert (end.model, end.tokens_in, end.tokens_out, end.finish_reason) == ("llama3.2", 26, 5, "stop")
-    assert end.metadata["cost"] == 0.0 and end.metadata["provider_model"] == "llama3.2"
+    assert end.cost == 0.0 and end.metadata["provider_model"] == "llama3.2"
     req = ollama_fake.last
     assert (req.method, req.path) == ("POST", "/api/chat")
     body = req.json

@@ -58,7 +58,7 @@ def test_stream_text_usage_cost_and_request(openai_fake):
     assert parts == ["Hello", ", ", "world", "!"]
     assert isinstance(end, StreamEnd)
     assert (end.model, end.tokens_in, end.tokens_out, end.finish_reason) == ("gpt-4o-mini", 12, 4, "stop")
-    assert end.metadata["cost"] == pytest.approx(price())
+    assert end.cost == pytest.approx(price())
     assert end.metadata["provider_model"] == "gpt-4o-mini"
     req = openai_fake.last
     assert (req.method, req.path) == ("POST", "/v1/chat/completions")

@@ -10,13 +10,13 @@ server's events (``build_payload``, ``MessageStream``, ``parse_message``), and
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import ProviderError
-from ..models import AIResponse, Message, StreamEnd
+from ..models import Message, StreamEnd
+from ..request import Resolved
 from .keyed import KeyedBackend
+from .template import Exchange, catalogue_default, catalogue_ids, configured_default, price
 
 __all__ = [
     "API_VERSION",
@@ -25,9 +25,13 @@ __all__ = [
     "build_headers",
     "build_messages",
     "build_payload",
+    "catalogue_default",
+    "configured_default",
+    "model_cost",
     "parse_message",
     "stream_error",
 ]
+
 
 PROVIDER = "anthropic"
 KEY_SETTING = "anthropic_api_key"
@@ -304,69 +308,7 @@ def resolve_model(name: str | None, default: str | None, provider: str = PROVIDE
     Catalogue names and aliases map to the model's ``provider_name``;
     ``anthropic/...`` loses its prefix; anything else is sent as given.
     """
-    from ..registry import model_registry
-
-    chosen = name or default or DEFAULT_MODEL
-    try:
-        info = model_registry.get_model(chosen)
-    except Exception:  # a broken custom catalogue must not stop a request
-        info = None
-    if info is not None and info.provider.lower() == provider:
-        return info.name, info.provider_name or info.name
-    head, sep, rest = chosen.partition("/")
-    if sep and head.lower() == provider and rest:
-        return chosen, rest
-    return chosen, chosen
-
-
-def configured_default(config: dict[str, Any], provider: str, fallback: str) -> str:
-    """``default_model`` from the configuration when it is a model of ``provider``, else ``fallback``.
-
-    The configuration a backend gets merges the global ``default_model`` into
-    every backend's settings; a global default naming another provider's model
-    must not be sent to this one.
-    """
-    from ..registry import guess_provider, model_registry
-
-    wanted = config.get("default_model")
-    if not wanted:
-        return fallback
-    info = model_registry.get_model(wanted)
-    owner = (
-        info.provider
-        if info is not None
-        else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
-    )
-    return wanted if owner in (None, provider) else fallback
-
-
-def catalogue_default(provider: str, fallback: str) -> str:
-    """The cheapest ``fast`` model the catalogue lists for ``provider`` (earliest listed on a tie).
-
-    Data, not code, decides the default, so it follows the catalogue as models
-    are added and retired; ``fallback`` covers a catalogue without one.
-    """
-    from ..registry import model_registry
-
-    try:
-        fast = [m for m in model_registry.list_models(provider) if m.speed == "fast"]
-    except Exception:  # a broken custom catalogue must not stop a request
-        return fallback
-    priced = [(m.cost(1_000_000, 1_000_000), i, m.name) for i, m in enumerate(fast)]
-    known = [entry for entry in priced if entry[0] is not None]
-    if known:
-        return min(known)[2]
-    return fast[0].name if fast else fallback
-
-
-def model_cost(name: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
-    """Price of one call from the catalogue, when the model and its prices are known."""
-    from ..registry import model_registry
-
-    if not name:
-        return None
-    info = model_registry.get_model(name)
-    return info.cost(tokens_in, tokens_out) if info is not None else None
+    return catalogue_ids(name or default or DEFAULT_MODEL, provider, (f"{provider}/",))
 
 
 class AnthropicBackend(KeyedBackend):
@@ -384,122 +326,51 @@ class AnthropicBackend(KeyedBackend):
     def default_model(self) -> str:
         return configured_default(self.backend_config, PROVIDER, catalogue_default(PROVIDER, DEFAULT_MODEL))
 
-    def _max_tokens(self, max_tokens: int | None) -> int:
-        configured = self.backend_config.get("max_tokens")
-        return int(max_tokens or configured or DEFAULT_MAX_TOKENS)
-
     def _headers(self) -> dict[str, str]:
         return build_headers(self._require_key())
 
-    def _request(
-        self,
-        prompt: str,
-        model: str | None,
-        system: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        kwargs: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> tuple[str, str, dict]:
-        name, provider_id = resolve_model(model, self.default_model)
-        if temperature is None and self.backend_config.get("temperature") is not None:
-            temperature = self.backend_config["temperature"]
+    def effective_model(self, model: str | None) -> str | None:
+        return resolve_model(model, self.default_model)[0]
+
+    async def model_ids(self, model: str | None) -> tuple[str, str]:
+        return resolve_model(model, self.default_model)
+
+    # -- the wire format
+
+    def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
         payload = build_payload(
-            prompt,
+            call.prompt,
             model=provider_id,
-            system=system,
-            temperature=temperature,
-            max_tokens=self._max_tokens(max_tokens),
-            history=kwargs.get("history"),
+            system=call.system,
+            temperature=call.temperature,
+            max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
+            history=call.history,
             stream=stream,
-            stop=kwargs.get("stop"),
-            top_p=kwargs.get("top_p"),
+            stop=call.params.get("stop"),
+            top_p=call.params.get("top_p"),
         )
-        return name, provider_id, payload
+        payload.update(call.options)
+        return Exchange("POST", f"{self.base_url}/v1/messages", payload, self._headers())
 
-    # -- requests
+    def decoder(self, name: str) -> MessageStream:
+        return MessageStream(model=name)
 
-    async def astream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[str | StreamEnd]:
-        from . import http, wire
-
-        headers = self._headers()
-        name, _, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs, stream=True)
-        state = MessageStream(model=name)
-        async with http.stream_request(
-            "POST",
-            f"{self.base_url}/v1/messages",
-            headers=headers,
-            json=payload,
-            timeout=http.timeout_for(self.backend_config),
-            **self._context(name),
-        ) as response:
-            async for event in wire.aiter_sse(response):
-                data = loads_or_none(event.data)
-                if data is None:
-                    if not (event.data or "").strip():
-                        continue
-                    raise ProviderError(
-                        f"Anthropic sent a malformed stream event ({event.event or 'unnamed'}).",
-                        retryable=True,
-                        kind="malformed",
-                    )
-                text = state.handle(event.event, data)
-                if text:
-                    yield text
-        end = state.end()
-        cost = model_cost(name, end.tokens_in, end.tokens_out)
-        if cost is not None:
-            end.metadata["cost"] = cost
-        yield end  # usage and stop reason first: the router keeps them with any error below
-        withheld = state.withheld()
-        if withheld is not None:
-            raise withheld
-
-    async def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AIResponse:
-        from . import http
-
-        started = time.perf_counter()
-        name = model
-        try:
-            headers = self._headers()
-            name, _, payload = self._request(
-                prompt, model, system, temperature, max_tokens, kwargs, stream=False
+    def feed(self, decoder: MessageStream, event: Any) -> str | None:
+        data = loads_or_none(event.data)
+        if data is None:
+            if not (event.data or "").strip():
+                return None
+            raise ProviderError(
+                f"Anthropic sent a malformed stream event ({event.event or 'unnamed'}).",
+                retryable=True,
+                kind="malformed",
             )
-            body = await http.request_json(
-                "POST",
-                f"{self.base_url}/v1/messages",
-                headers=headers,
-                json=payload,
-                timeout=http.timeout_for(self.backend_config),
-                **self._context(name),
-            )
-            text, end = parse_message(body, model=name)
-        except ProviderError as exc:
-            return self.failure(exc, model=name)
-        if end.finish_reason == "refusal":
-            failed = self.failure(refusal_error(name, len(text)), model=name, text=text)
-            failed.metadata.update(end.metadata, finish_reason="refusal")
-            return failed
-        return response_from_end(text, end, backend=self.name, started=started)
+        return decoder.handle(event.event, data)
+
+    def parse(self, body: Any, name: str) -> tuple[str, StreamEnd, ProviderError | None]:
+        text, end = parse_message(body, model=name)
+        withheld = refusal_error(name, len(text)) if end.finish_reason == "refusal" else None
+        return text, end, withheld
 
     # -- discovery
 
@@ -530,7 +401,7 @@ class AnthropicBackend(KeyedBackend):
 
 
 # --------------------------------------------------------------------------- helpers
-# Shared with google.py (and cloud.py): small, protocol-neutral.
+# Shared with google.py: small, protocol-neutral.
 
 
 def loads_or_none(raw: Any) -> Any:
@@ -545,18 +416,6 @@ def loads_or_none(raw: Any) -> Any:
         return None
 
 
-def response_from_end(text: str, end: StreamEnd, *, backend: str, started: float) -> AIResponse:
-    """The ``AIResponse`` of a non-streamed answer, priced from the catalogue."""
-    metadata = dict(end.metadata)
-    if end.finish_reason:
-        metadata["finish_reason"] = end.finish_reason
-    return AIResponse(
-        text,
-        model=end.model,
-        backend=backend,
-        tokens_in=end.tokens_in,
-        tokens_out=end.tokens_out,
-        time_taken=time.perf_counter() - started,
-        cost=model_cost(end.model, end.tokens_in, end.tokens_out),
-        metadata=metadata,
-    )
+def model_cost(name: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
+    """Price of one call from the catalogue (kept for callers of the old helper; see ``price``)."""
+    return price(StreamEnd(model=name, tokens_in=tokens_in, tokens_out=tokens_out), model=name).cost

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendUnavailable, ProviderError, UnknownModelError
-from ..models import AIResponse, ModelInfo, StreamEnd
+from ..models import ModelInfo, StreamEnd
+from ..request import Resolved
 from .base import BaseBackend
+from .template import ResolvedBackend, catalogue_default, price
 
 __all__ = ["DEFAULT_MODELS", "DEFAULT_ORDER", "PROVIDERS", "Choice", "CloudBackend", "openrouter_id"]
 
@@ -81,7 +82,7 @@ def _provider_of(info: ModelInfo) -> str:
     return "google" if provider == "gemini" else provider
 
 
-class CloudBackend(BaseBackend):
+class CloudBackend(ResolvedBackend):
     """OpenAI, Anthropic, Google Gemini or OpenRouter, chosen by model and ``provider_order``."""
 
     backend_name = "cloud"
@@ -160,8 +161,6 @@ class CloudBackend(BaseBackend):
                 info = model_registry.get_model(alias) if alias in aliases else None
                 if info is not None and _provider_of(info) == provider:
                     return info.name
-            from .anthropic import catalogue_default
-
             return catalogue_default(provider, DEFAULT_MODELS[provider])
         return DEFAULT_MODELS[provider]
 
@@ -221,6 +220,26 @@ class CloudBackend(BaseBackend):
 
     # ------------------------------------------------------------------ requests
 
+    def effective_model(self, model: str | None) -> str | None:
+        try:
+            return self.choose(model).name or model
+        except (ProviderError, UnknownModelError):
+            return model
+
+    def call_config(self, model: str | None, config: dict[str, Any]) -> dict[str, Any]:
+        """The cloud settings overlaid with the chosen provider's ``backends.<provider>``.
+
+        So ``backends.openai.temperature`` applies to an answer the cloud backend
+        gets from OpenAI, as it would with ``backend="openai"``.
+        """
+        try:
+            provider = self.choose(model).provider
+        except (ProviderError, UnknownModelError):
+            return config
+        merged = {k: v for k, v in config.items() if k not in ("backends", "provider_order")}
+        merged.update(self._provider_settings(provider))
+        return merged
+
     def _label(self, choice: Choice, metadata: dict[str, Any]) -> dict[str, Any]:
         out = dict(metadata)
         relayed = choice.provider == "openrouter" and choice.model != choice.name
@@ -230,78 +249,20 @@ class CloudBackend(BaseBackend):
         out["provider_reason"] = choice.reason
         return out
 
-    async def astream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[str | StreamEnd]:
-        choice = self.choose(model)
+    async def send(self, call: Resolved) -> AsyncIterator[str | StreamEnd]:
+        choice = self.choose(call.model)
         adapter = self.adapter(choice.provider)
-        chunks = adapter.astream(
-            prompt,
-            model=choice.model,
-            system=system,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            **kwargs,
-        )
         ended = False
-        try:
-            async for item in chunks:
-                if isinstance(item, StreamEnd):
-                    ended = True
-                    item.model = choice.name or item.model
-                    item.metadata = self._label(choice, item.metadata)
-                yield item
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        async for item in adapter.send(call.with_changes(model=choice.model)):
+            if isinstance(item, StreamEnd):
+                ended = True
+                item.model = choice.name or item.model
+                item.metadata = self._label(choice, item.metadata)
+                if choice.name and item.cost is None:
+                    item = price(item, model=choice.name)
+            yield item
         if not ended:
             yield StreamEnd(model=choice.name, metadata=self._label(choice, {}))
-
-    async def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AIResponse:
-        started = time.perf_counter()
-        try:
-            choice = self.choose(model)
-        except (ProviderError, UnknownModelError) as exc:
-            return self.failure(exc, model=model)
-        response = await self.adapter(choice.provider).ask(
-            prompt,
-            model=choice.model,
-            system=system,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            **kwargs,
-        )
-        cost = response.cost
-        if cost is None and choice.name:
-            from .anthropic import model_cost
-
-            cost = model_cost(choice.name, response.tokens_in, response.tokens_out)
-        return response.copy_with(
-            backend=self.name,
-            model=choice.name or response.model,
-            cost=cost,
-            time_taken=(
-                response.time_taken if response.time_taken is not None else time.perf_counter() - started
-            ),
-            metadata=self._label(choice, response.metadata),
-        )
 
     # ------------------------------------------------------------------ discovery
 

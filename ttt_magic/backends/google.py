@@ -10,22 +10,16 @@ with ``backends.http`` and ``backends.wire``. Gemini's stream is plain SSE
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import ProviderError
-from ..models import AIResponse, Message, StreamEnd
-from .anthropic import (
-    catalogue_default,
-    configured_default,
-    loads_or_none,
-    model_cost,
-    resolve_model,
-    response_from_end,
-)
+from ..models import Message, StreamEnd
+from ..request import Resolved
+from .anthropic import loads_or_none, resolve_model
 from .keyed import KeyedBackend
+from .template import Exchange, catalogue_default, configured_default
 
 __all__ = [
     "BLOCKING_REASONS",
@@ -300,6 +294,7 @@ class GeminiBackend(KeyedBackend):
     key_envs = KEY_ENVS
     base_url_setting = "gemini_base_url"
     default_base_url = "https://generativelanguage.googleapis.com"
+    features = frozenset({"schema"})
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -312,138 +307,82 @@ class GeminiBackend(KeyedBackend):
     def _headers(self) -> dict[str, str]:
         return build_headers(self._require_key())
 
+    def translate(self, error: ProviderError) -> ProviderError:
+        """Gemini answers a bad key with 400 INVALID_ARGUMENT; report it as the key problem it is."""
+        text = str(error)
+        if error.status == 400 and ("API key not valid" in text or "API_KEY_INVALID" in text):
+            env = self.key_env
+            return ProviderError(
+                f"Gemini rejected the API key from {env} (HTTP 400).",
+                hint=f"Check {env}: set a valid Gemini key there (or pass it with configure()).",
+                status=400,
+                retryable=False,
+                kind="auth",
+            )
+        return error
+
     @contextlib.asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
-        """Gemini answers a bad key with 400 INVALID_ARGUMENT; report it as the key problem it is."""
         try:
             yield
         except ProviderError as exc:
-            text = str(exc)
-            if exc.status == 400 and ("API key not valid" in text or "API_KEY_INVALID" in text):
-                env = self.key_env
-                raise ProviderError(
-                    f"Gemini rejected the API key from {env} (HTTP 400).",
-                    hint=f"Check {env}: set a valid Gemini key there (or pass it with configure()).",
-                    status=400,
-                    retryable=False,
-                    kind="auth",
-                ) from None
-            raise
+            raise self.translate(exc) from None
 
-    def _request(
-        self,
-        prompt: str,
-        model: str | None,
-        system: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        kwargs: dict[str, Any],
-    ) -> tuple[str, str, dict[str, Any]]:
+    def _ids(self, model: str | None) -> tuple[str, str]:
         name, provider_id = resolve_model(model, self.default_model, PROVIDER)
         if provider_id.lower().startswith("gemini/"):
             provider_id = provider_id.split("/", 1)[1]
-        if temperature is None and self.backend_config.get("temperature") is not None:
-            temperature = self.backend_config["temperature"]
-        if max_tokens is None and self.backend_config.get("max_tokens"):
-            max_tokens = int(self.backend_config["max_tokens"])
-        payload = build_payload(
-            prompt,
-            system=system,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            history=kwargs.get("history"),
-            stop=kwargs.get("stop"),
-            top_p=kwargs.get("top_p"),
-        )
-        return name, provider_id, payload
+        return name, provider_id
+
+    def effective_model(self, model: str | None) -> str | None:
+        return self._ids(model)[0]
+
+    async def model_ids(self, model: str | None) -> tuple[str, str]:
+        return self._ids(model)
 
     def _url(self, provider_id: str, method: str) -> str:
         return f"{self.base_url}/{self.api_version}/{model_path(provider_id)}:{method}"
 
-    # -- requests
+    # -- the wire format
 
-    async def astream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[str | StreamEnd]:
-        from . import http, wire
+    def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
+        payload = build_payload(
+            call.prompt,
+            system=call.system,
+            temperature=call.temperature,
+            max_tokens=call.max_tokens,
+            history=call.history,
+            stop=call.params.get("stop"),
+            top_p=call.params.get("top_p"),
+        )
+        if call.params.get("seed") is not None:
+            payload.setdefault("generationConfig", {})["seed"] = call.params["seed"]
+        if call.schema is not None:
+            generation = payload.setdefault("generationConfig", {})
+            generation["responseMimeType"] = "application/json"
+            generation["responseJsonSchema"] = call.schema
+        payload.update(call.options)
+        if stream:
+            url, params = self._url(provider_id, "streamGenerateContent"), {"alt": "sse"}
+        else:
+            url, params = self._url(provider_id, "generateContent"), None
+        return Exchange("POST", url, payload, self._headers(), params)
 
-        headers = self._headers()
-        name, provider_id, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs)
+    def decoder(self, name: str) -> GenerateStream:
+        return GenerateStream(model=name)
+
+    def feed(self, decoder: GenerateStream, event: Any) -> str | None:
+        if not (event.data or "").strip():
+            return None
+        data = loads_or_none(event.data)
+        if data is None:
+            raise ProviderError("Gemini sent a malformed stream chunk.", retryable=True, kind="malformed")
+        return decoder.handle(data)
+
+    def parse(self, body: Any, name: str) -> tuple[str, StreamEnd, ProviderError | None]:
         state = GenerateStream(model=name)
-        async with (
-            self._errors(),
-            http.stream_request(
-                "POST",
-                self._url(provider_id, "streamGenerateContent"),
-                params={"alt": "sse"},
-                headers=headers,
-                json=payload,
-                timeout=http.timeout_for(self.backend_config),
-                **self._context(name),
-            ) as response,
-        ):
-            async for event in wire.aiter_sse(response):
-                if not (event.data or "").strip():
-                    continue
-                data = loads_or_none(event.data)
-                if data is None:
-                    raise ProviderError(
-                        "Gemini sent a malformed stream chunk.", retryable=True, kind="malformed"
-                    )
-                text = state.handle(data)
-                if text:
-                    yield text
-        end = state.end()
-        withheld = state.withheld()
-        cost = model_cost(name, end.tokens_in, end.tokens_out)
-        if cost is not None:
-            end.metadata["cost"] = cost
-        yield end  # usage and finish reason first: the router keeps them with the error
-        if withheld is not None:
-            raise withheld
-
-    async def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AIResponse:
-        from . import http
-
-        started = time.perf_counter()
-        name = model
-        try:
-            headers = self._headers()
-            name, provider_id, payload = self._request(prompt, model, system, temperature, max_tokens, kwargs)
-            async with self._errors():
-                body = await http.request_json(
-                    "POST",
-                    self._url(provider_id, "generateContent"),
-                    headers=headers,
-                    json=payload,
-                    timeout=http.timeout_for(self.backend_config),
-                    **self._context(name),
-                )
-            text, end = parse_response(body, model=name)
-        except ProviderError as exc:
-            failed = self.failure(exc, model=name, text=getattr(exc, "partial_text", ""))
-            end = getattr(exc, "end", None)
-            if end is not None:  # a blocked answer still reports usage and why
-                failed.tokens_in, failed.tokens_out = end.tokens_in, end.tokens_out
-                failed.metadata.update(end.metadata, finish_reason=end.finish_reason)
-            return failed
-        return response_from_end(text, end, backend=self.name, started=started)
+        text = state.handle(body) or ""
+        return text, state.end(), state.withheld()
 
     # -- discovery
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from ..secrets import reveal
-from .base import BaseBackend
+from .template import ProtocolBackend
 
 __all__ = ["KeyedBackend"]
 
 
-class KeyedBackend(BaseBackend):
+class KeyedBackend(ProtocolBackend):
     """A provider behind an API key; subclasses set the class attributes below."""
 
     #: The catalogue's provider name ("openai") and the name shown in messages ("OpenAI").

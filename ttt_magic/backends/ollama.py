@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import ProviderError
-from ..models import AIResponse, StreamEnd
-from .base import BaseBackend
+from ..models import StreamEnd
+from ..request import Resolved
+from .template import Exchange, ProtocolBackend, configured_default
 
 __all__ = ["ChatStream", "OllamaBackend", "build_payload", "probe"]
 
@@ -156,11 +156,15 @@ class ChatStream:
         )
 
 
-class OllamaBackend(BaseBackend):
+class OllamaBackend(ProtocolBackend):
     """Models served by a local Ollama (``/api/chat``); free, private, offline."""
 
     backend_name = "local"
     prefixes = ("ollama/", "local/")
+    framing = "ndjson"
+    provider_label = PROVIDER
+    free = True
+    features = frozenset({"schema"})
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -194,19 +198,12 @@ class OllamaBackend(BaseBackend):
 
         ``None`` when neither names one: ``pick_model`` then takes the first installed model.
         """
-        from ..registry import guess_provider, model_registry
+        from ..registry import model_registry
 
-        wanted = self.backend_config.get("default_model")
-        if wanted:
-            info = model_registry.get_model(wanted)
-            owner = (
-                info.provider
-                if info is not None
-                else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
-            )
-            if owner in (None, "ollama", "local"):
-                return str(wanted)
-        return model_registry.list_aliases().get("local")
+        configured = configured_default(self.backend_config, "ollama", "")
+        if not configured and str(self.backend_config.get("default_model") or "").startswith("local/"):
+            configured = str(self.backend_config["default_model"])
+        return configured or model_registry.list_aliases().get("local")
 
     async def pick_model(self) -> str:
         """The model used when none is named (may ask the server for its installed models)."""
@@ -264,134 +261,46 @@ class OllamaBackend(BaseBackend):
         self._models_cache = (now, found)
         return list(found)
 
-    # -- requests
+    def _context(self, model: str | None) -> dict[str, Any]:
+        return {"provider": PROVIDER, "model": model}
 
-    def _payload(
-        self,
-        prompt: str,
-        provider_id: str,
-        system: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        kwargs: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
+    async def model_ids(self, model: str | None) -> tuple[str, str]:
+        return await self.resolve(model)
+
+    # -- the wire format
+
+    def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
         cfg = self.backend_config
-        if temperature is None and cfg.get("temperature") is not None:
-            temperature = cfg["temperature"]
         options = dict(cfg.get("options") or {}) if isinstance(cfg.get("options"), dict) else {}
         for key in ("top_p", "seed", "stop"):
-            if kwargs.get(key) is not None:
-                options[key] = kwargs[key]
-        messages = self.build_messages(prompt, system, kwargs.get("history"))
-        return build_payload(
-            messages,
+            if call.params.get(key) is not None:
+                options[key] = call.params[key]
+        payload = build_payload(
+            call.messages(),
             model=provider_id,
-            temperature=temperature,
-            max_tokens=max_tokens or cfg.get("max_tokens"),
+            temperature=call.temperature,
+            max_tokens=call.max_tokens,
             stream=stream,
             options=options,
             keep_alive=cfg.get("keep_alive"),
         )
+        if call.schema is not None:
+            payload["format"] = call.schema
+        payload.update(call.options)
+        return Exchange("POST", f"{self.base_url}/api/chat", payload)
 
-    async def astream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[str | StreamEnd]:
-        from . import http, wire
+    def decoder(self, name: str) -> ChatStream:
+        return ChatStream(model=name)
 
-        name, provider_id = await self.resolve(model)
-        payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs, stream=True)
+    def feed(self, decoder: ChatStream, line: Any) -> str | None:
+        if decoder.done:  # read on to the body's end so the connection can be reused
+            return None
+        return decoder.handle(line)
+
+    def parse(self, body: Any, name: str) -> tuple[str, StreamEnd, ProviderError | None]:
         state = ChatStream(model=name)
-        async with http.stream_request(
-            "POST",
-            f"{self.base_url}/api/chat",
-            json=payload,
-            timeout=http.timeout_for(self.backend_config),
-            provider=PROVIDER,
-            model=provider_id,
-        ) as response:
-            try:
-                async for line in wire.aiter_ndjson(response):
-                    if state.done:  # read on to the body's end so the connection can be reused
-                        continue
-                    text = state.handle(line)
-                    if text:
-                        yield text
-            except wire.NDJSONError as exc:
-                raise ProviderError(
-                    f"{PROVIDER} sent a {exc}",
-                    hint="The answer so far is kept; try again.",
-                    retryable=True,
-                    kind="malformed",
-                ) from None
-        end = state.end()
-        end.metadata["cost"] = self.cost(name, end.tokens_in, end.tokens_out)
-        yield end
-
-    async def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AIResponse:
-        from . import http
-
-        started = time.perf_counter()
-        name = model
-        try:
-            name, provider_id = await self.resolve(model)
-            payload = self._payload(
-                prompt, provider_id, system, temperature, max_tokens, kwargs, stream=False
-            )
-            body = await http.request_json(
-                "POST",
-                f"{self.base_url}/api/chat",
-                json=payload,
-                timeout=http.timeout_for(self.backend_config),
-                provider=PROVIDER,
-                model=provider_id,
-            )
-            state = ChatStream(model=name)
-            text = state.handle(body)
-            end = state.end()
-        except ProviderError as exc:
-            return self.failure(exc, model=name)
-        metadata = dict(end.metadata)
-        if end.finish_reason:
-            metadata["finish_reason"] = end.finish_reason
-        return AIResponse(
-            text,
-            model=name,
-            backend=self.name,
-            tokens_in=end.tokens_in,
-            tokens_out=end.tokens_out,
-            time_taken=time.perf_counter() - started,
-            cost=self.cost(name, end.tokens_in, end.tokens_out),
-            metadata=metadata,
-        )
-
-    @staticmethod
-    def cost(model: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
-        """Catalogue price when it lists one; otherwise a local model costs nothing."""
-        from ..registry import model_registry
-
-        info = model_registry.get_model(model) if model else None
-        priced = info.cost(tokens_in, tokens_out) if info is not None else None
-        if priced is not None:
-            return priced
-        return 0.0 if (tokens_in is not None or tokens_out is not None) else None
+        text = state.handle(body)
+        return text, state.end(), None
 
     async def status(self) -> dict[str, Any]:
         from . import http

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import BackendUnavailable, ProviderError
-from ..models import AIResponse, Message, ModelInfo, StreamEnd
+from ..models import Message, StreamEnd
+from ..request import Resolved
 from ..secrets import reveal
 from .keyed import KeyedBackend
+from .template import Exchange, catalogue_ids, configured_default, model_info
 
 __all__ = [
     "ChunkStream",
@@ -156,6 +156,10 @@ class ChunkStream:
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
                 text.append(content)
+            refusal = delta.get("refusal") if isinstance(delta, dict) else None
+            if isinstance(refusal, str) and refusal:  # shown as the answer, then reported as a refusal
+                text.append(refusal)
+                self.extra["refusal"] = True
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         joined = "".join(text)
@@ -173,6 +177,10 @@ class ChunkStream:
         cached = usage.get("prompt_tokens_details") or {}
         if isinstance(cached, dict) and _int(cached.get("cached_tokens")):
             self.extra["cached_tokens"] = cached["cached_tokens"]
+
+    def withheld(self) -> ProviderError | None:
+        """The error for an answer the model refused (its refusal text is kept as the answer)."""
+        return refusal_error(self.model, 0) if self.extra.get("refusal") else None
 
     def end(self) -> StreamEnd:
         """The usage and finish reason; raises when the stream stopped before its end."""
@@ -199,6 +207,16 @@ class ChunkStream:
         if self.completion_id:
             meta["completion_id"] = self.completion_id
         return meta
+
+
+def refusal_error(model: str | None, chars: int) -> ProviderError:
+    """A refusal is a failed answer, streamed or not: its text is kept, ``error`` says why."""
+    return ProviderError(
+        f"{model or 'The model'} refused to answer (its refusal is kept as the text).",
+        hint="Rephrase the prompt, or try another model or backend.",
+        retryable=False,
+        kind="refusal",
+    )
 
 
 def parse_completion(
@@ -236,15 +254,6 @@ def parse_completion(
     )
 
 
-def _model_info(name: str) -> ModelInfo | None:
-    from ..registry import model_registry
-
-    try:
-        return model_registry.get_model(name)
-    except Exception:  # a broken custom catalogue must not stop a request
-        return None
-
-
 # --------------------------------------------------------------------------- backends
 
 
@@ -262,6 +271,7 @@ class OpenAIBackend(KeyedBackend):
     fallback_model = "gpt-4o-mini"
     #: Model-name prefixes stripped before sending (``openai/gpt-4o`` -> ``gpt-4o``).
     prefixes: tuple[str, ...] = ("openai/",)
+    features = frozenset({"schema"})
 
     # -- identity and configuration
 
@@ -280,19 +290,12 @@ class OpenAIBackend(KeyedBackend):
     @property
     def default_model(self) -> str:
         """``default_model`` from configuration when it belongs here, else the catalogue's first."""
-        from ..registry import guess_provider, model_registry
+        from ..registry import model_registry
 
-        wanted = self.backend_config.get("default_model")
-        if wanted:
-            info = _model_info(wanted)
-            owner = (
-                info.provider
-                if info is not None
-                else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
-            )
-            if owner in (None, self.provider):
-                return wanted
-        if self.fallback_model and _model_info(self.fallback_model) is not None:
+        configured = configured_default(self.backend_config, self.provider, "")
+        if configured:
+            return configured
+        if self.fallback_model and model_info(self.fallback_model) is not None:
             return self.fallback_model
         listed = model_registry.list_models(self.provider)
         return listed[0].name if listed else self.fallback_model
@@ -305,141 +308,64 @@ class OpenAIBackend(KeyedBackend):
                 f"Backend {self.name!r} has no model to use.",
                 hint=f"Pass model=..., or set backends.{self.name}.default_model.",
             )
-        info = _model_info(chosen)
+        info = model_info(chosen)
         if info is not None and info.provider.lower() in (self.provider, self.name):
             return info.name, info.provider_name or info.name
-        for prefix in self.prefixes:
-            if chosen.lower().startswith(prefix) and len(chosen) > len(prefix):
-                return chosen, chosen[len(prefix) :]
-        return chosen, chosen
+        return catalogue_ids(chosen, self.provider, self.prefixes)
 
-    def _payload(
-        self,
-        prompt: str,
-        provider_id: str,
-        system: str | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        kwargs: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
-        cfg = self.backend_config
-        if temperature is None and cfg.get("temperature") is not None:
-            temperature = cfg["temperature"]
-        if max_tokens is None and cfg.get("max_tokens"):
-            max_tokens = cfg["max_tokens"]
-        messages = self.build_messages(prompt, system, kwargs.get("history"))
-        extra = {k: kwargs.get(k) for k in ("stop", "top_p", "seed", "presence_penalty", "frequency_penalty")}
-        return build_payload(
-            messages,
-            model=provider_id,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            stream=stream,
-            extra=extra,
-            reasoning=self._reasoning(provider_id),
-        )
+    def effective_model(self, model: str | None) -> str | None:
+        try:
+            return self.resolve(model)[0]
+        except BackendUnavailable:
+            return model
+
+    async def model_ids(self, model: str | None) -> tuple[str, str]:
+        return self.resolve(model)
 
     def _reasoning(self, provider_id: str) -> bool:
         """Name rules, or the catalogue marking an OpenAI model as a reasoning one."""
         if is_reasoning_model(provider_id):
             return True
-        info = _model_info(provider_id) if self.provider == "openai" else None
+        info = model_info(provider_id) if self.provider == "openai" else None
         return bool(info is not None and info.provider == "openai" and "reasoning" in info.capabilities)
 
     @property
     def chat_url(self) -> str:
         return f"{self.base_url}/chat/completions"
 
-    # -- requests
+    # -- the wire format
 
-    async def astream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[str | StreamEnd]:
-        from . import http, wire
-
-        headers = self._headers()
-        name, provider_id = self.resolve(model)
-        payload = self._payload(prompt, provider_id, system, temperature, max_tokens, kwargs, stream=True)
-        state = ChunkStream(self.provider_label, model=name, secret=self._key())
-        async with http.stream_request(
-            "POST",
-            self.chat_url,
-            headers=headers,
-            json=payload,
-            timeout=http.timeout_for(self.backend_config),
-            **self._context(name),
-        ) as response:
-            async for event in wire.aiter_sse(response):
-                if state.done:  # read on to the body's end so the connection can be reused
-                    continue
-                text = state.handle(event.event, event.data)
-                if text:
-                    yield text
-        end = state.end()
-        cost = self.cost(name, end.tokens_in, end.tokens_out)
-        if cost is not None:
-            end.metadata["cost"] = cost
-        yield end
-
-    async def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AIResponse:
-        from . import http
-
-        started = time.perf_counter()
-        name = model
-        try:
-            headers = self._headers()
-            name, provider_id = self.resolve(model)
-            payload = self._payload(
-                prompt, provider_id, system, temperature, max_tokens, kwargs, stream=False
-            )
-            body = await http.request_json(
-                "POST",
-                self.chat_url,
-                headers=headers,
-                json=payload,
-                timeout=http.timeout_for(self.backend_config),
-                **self._context(name),
-            )
-            text, end = parse_completion(body, self.provider_label, model=name, secret=self._key())
-        except ProviderError as exc:
-            return self.failure(exc, model=name)
-        metadata = dict(end.metadata)
-        if end.finish_reason:
-            metadata["finish_reason"] = end.finish_reason
-        return AIResponse(
-            text,
-            model=name,
-            backend=self.name,
-            tokens_in=end.tokens_in,
-            tokens_out=end.tokens_out,
-            time_taken=time.perf_counter() - started,
-            cost=self.cost(name, end.tokens_in, end.tokens_out),
-            metadata=metadata,
+    def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
+        extra: dict[str, Any] = dict(call.params)
+        if call.schema is not None and "schema" in self.features:
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": call.schema, "strict": False},
+            }
+        extra.update(call.options)
+        payload = build_payload(
+            call.messages(),
+            model=provider_id,
+            temperature=call.temperature,
+            max_tokens=call.max_tokens,
+            stream=stream,
+            extra=extra,
+            reasoning=self._reasoning(provider_id),
         )
+        return Exchange("POST", self.chat_url, payload, self._headers())
 
-    @staticmethod
-    def cost(model: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
-        """Price from the catalogue, when it knows the model's prices."""
-        info = _model_info(model) if model else None
-        return info.cost(tokens_in, tokens_out) if info is not None else None
+    def decoder(self, name: str) -> ChunkStream:
+        return ChunkStream(self.provider_label, model=name, secret=self._key())
+
+    def feed(self, decoder: ChunkStream, event: Any) -> str | None:
+        if decoder.done:  # read on to the body's end so the connection can be reused
+            return None
+        return decoder.handle(event.event, event.data)
+
+    def parse(self, body: Any, name: str) -> tuple[str, StreamEnd, ProviderError | None]:
+        text, end = parse_completion(body, self.provider_label, model=name, secret=self._key())
+        withheld = refusal_error(name, 0) if end.metadata.get("refusal") else None
+        return text, end, withheld
 
     # -- discovery
 
@@ -476,6 +402,8 @@ class OpenRouterBackend(OpenAIBackend):
     key_envs = ("OPENROUTER_API_KEY",)
     fallback_model = "openai/gpt-4o-mini"
     prefixes = ("openrouter/",)
+    #: OpenRouter passes ``response_format`` on only for some models: the schema goes in the prompt.
+    features = frozenset()
 
     def _headers(self) -> dict[str, str]:
         headers = super()._headers()
@@ -497,6 +425,8 @@ class OpenAICompatibleBackend(OpenAIBackend):
     key_setting = None
     key_envs = ()
     fallback_model = ""
+    #: Many such servers lack ``response_format``; ``structured_output: true`` turns it on.
+    features = frozenset()
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -507,6 +437,8 @@ class OpenAICompatibleBackend(OpenAIBackend):
         self.prefixes = (f"{self._name}/",)
         env = cfg.get("api_key_env")
         self.key_envs = (str(env),) if env else ()
+        if cfg.get("structured_output"):
+            self.features = frozenset({"schema"})
 
     @property
     def name(self) -> str:
@@ -541,7 +473,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
             return str(specific)
         if isinstance(models, list) and models:
             return str(models[0])
-        info = _model_info(specific) if specific else None
+        info = model_info(specific) if specific else None
         # The global default_model is merged into every backend's settings: skip it when
         # the catalogue says it belongs to another provider.
         if specific and (info is None or info.provider == self.name):
@@ -558,7 +490,4 @@ class OpenAICompatibleBackend(OpenAIBackend):
         prefix = f"{self.name}/"
         if chosen.startswith(prefix) and len(chosen) > len(prefix):
             return chosen, chosen[len(prefix) :]
-        info = _model_info(chosen)
-        if info is not None and info.provider in (self.name, self.provider):
-            return info.name, info.provider_name or info.name
-        return chosen, chosen
+        return catalogue_ids(chosen, self.name)

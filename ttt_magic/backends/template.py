@@ -1,0 +1,338 @@
+"""The backend template: ``ask`` and ``astream`` written once, on ``send(resolved)``.
+
+Every built-in backend is a wire protocol plus a few facts (its URL, its
+headers, how it names models). ``ProtocolBackend.send`` does the rest the same
+way for all of them: pick the model id, build the HTTP exchange, send it,
+decode the body or the stream, and end with one ``StreamEnd``; a withheld
+answer (a refusal, a safety block) is reported the same way streamed or not:
+the text that arrived, then the usage, then a ``ProviderError``.
+
+``pricing`` is here too: the one place an answer's cost is worked out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import ProviderError
+from ..models import AIResponse, StreamEnd
+from ..request import REQUEST_ARGS, Request, Resolved, check_kwargs, resolve
+from .base import BaseBackend
+
+__all__ = [
+    "Decoder",
+    "Exchange",
+    "ProtocolBackend",
+    "ResolvedBackend",
+    "catalogue_default",
+    "configured_default",
+    "price",
+]
+
+#: Finish reasons that mean "cut off by max_tokens", across the protocols.
+LENGTH_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
+
+
+# --------------------------------------------------------------------------- pricing
+
+
+def model_info(name: str | None) -> Any:
+    """The catalogue entry for ``name``, or None (a broken custom catalogue is no entry)."""
+    if not name:
+        return None
+    from ..registry import model_registry
+
+    try:
+        return model_registry.get_model(name)
+    except Exception:
+        return None
+
+
+def price(end: StreamEnd, *, model: str | None, free: bool = False) -> StreamEnd:
+    """``end`` with its cost filled in: what the backend said, else 0 for free backends, else the catalogue.
+
+    None stays None when nothing is known (no usage, or no price): unknown is
+    not zero.
+    """
+    if end.cost is None:
+        end.cost = end.metadata.pop("cost", None)
+    if end.cost is not None:
+        return end
+    if free:
+        end.cost = 0.0
+        return end
+    info = model_info(end.model or model) or model_info(model)
+    end.cost = info.cost(end.tokens_in, end.tokens_out) if info is not None else None
+    return end
+
+
+# --------------------------------------------------------------------------- default models
+
+
+def configured_default(config: dict[str, Any], provider: str, fallback: str) -> str:
+    """``default_model`` from the configuration when it is a model of ``provider``, else ``fallback``.
+
+    The configuration a backend gets merges the global ``default_model`` into
+    every backend's settings; a global default naming another provider's model
+    must not be sent to this one.
+    """
+    from ..registry import guess_provider
+
+    wanted = config.get("default_model")
+    if not wanted:
+        return fallback
+    info = model_info(wanted)
+    owner = (
+        info.provider
+        if info is not None
+        else (wanted.partition("/")[0] if "/" in wanted else guess_provider(wanted))
+    )
+    return str(wanted) if owner in (None, provider) else fallback
+
+
+def catalogue_default(provider: str, fallback: str) -> str:
+    """The cheapest ``fast`` model the catalogue lists for ``provider`` (earliest listed on a tie).
+
+    Data, not code, decides the default, so it follows the catalogue as models
+    are added and retired; ``fallback`` covers a catalogue without one.
+    """
+    from ..registry import model_registry
+
+    try:
+        fast = [m for m in model_registry.list_models(provider) if m.speed == "fast"]
+    except Exception:  # a broken custom catalogue must not stop a request
+        return fallback
+    priced = [(m.cost(1_000_000, 1_000_000), i, m.name) for i, m in enumerate(fast)]
+    known = [entry for entry in priced if entry[0] is not None]
+    if known:
+        return min(known)[2]
+    return fast[0].name if fast else fallback
+
+
+def catalogue_ids(chosen: str, provider: str, prefixes: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(name shown and priced, id sent) for a model of ``provider``.
+
+    Catalogue names and aliases map to the entry's ``provider_name``; a name
+    with one of ``prefixes`` (``anthropic/...``) loses it; anything else is
+    sent as given.
+    """
+    info = model_info(chosen)
+    if info is not None and info.provider.lower() == provider:
+        return info.name, info.provider_name or info.name
+    for prefix in prefixes:
+        if chosen.lower().startswith(prefix) and len(chosen) > len(prefix):
+            return chosen, chosen[len(prefix) :]
+    return chosen, chosen
+
+
+# --------------------------------------------------------------------------- backends on Resolved
+
+
+class ResolvedBackend(BaseBackend):
+    """A backend whose one entry point is ``send(resolved)``; ``ask``/``astream`` derive from it.
+
+    The router calls ``send`` with the attempt's resolved request. Called by
+    hand (``await backend.ask("hi", model=...)``), ``ask``/``astream`` settle
+    the request against this backend's own configuration first, by the same
+    rule as the router.
+    """
+
+    #: Answers cost nothing (local and offline backends): cost 0 instead of a catalogue price.
+    free = False
+    #: What the provider does natively (``"schema"``: enforces a JSON schema itself).
+    features: frozenset[str] = frozenset()
+
+    async def send(self, call: Resolved) -> AsyncIterator[str | StreamEnd]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield ""
+
+    def effective_model(self, model: str | None) -> str | None:
+        """The model an attempt will use when ``model`` is None (for keys and ``--explain``)."""
+        return model
+
+    def call_config(self, model: str | None, config: dict[str, Any]) -> dict[str, Any]:
+        """The configuration one attempt is settled against (``cloud`` adds its provider's)."""
+        return config
+
+    def _resolved(self, prompt: Any, kwargs: dict[str, Any], *, stream: bool) -> Resolved:
+        check_kwargs(kwargs, REQUEST_ARGS, where=f"{self.name}.ask")
+        request = Request(prompt, **kwargs)
+        model = self.effective_model(request.model)
+        config = self.call_config(model, dict(self.backend_config))
+        return resolve(request, self.name, model, config, stream=stream)
+
+    async def ask(self, prompt: Any, **kwargs: Any) -> AIResponse:  # type: ignore[override]
+        call = self._resolved(prompt, kwargs, stream=False)
+        parts: list[str] = []
+        end: StreamEnd | None = None
+        try:
+            async for item in self.send(call):
+                if isinstance(item, StreamEnd):
+                    end = item
+                elif item:
+                    parts.append(item)
+        except ProviderError as exc:
+            failed = self.failure(exc, model=call.model, text="".join(parts))
+            if end is not None:
+                failed = failed.copy_with(
+                    model=end.model or call.model,
+                    tokens_in=end.tokens_in,
+                    tokens_out=end.tokens_out,
+                    metadata={**end.metadata, **failed.metadata, **_finish_meta(end)},
+                )
+            return failed
+        end = price(end or StreamEnd(model=call.model), model=call.model, free=self.free)
+        return AIResponse(
+            "".join(parts),
+            model=end.model or call.model,
+            backend=self.name,
+            tokens_in=end.tokens_in,
+            tokens_out=end.tokens_out,
+            cost=end.cost,
+            data=end.data,
+            reasoning=end.reasoning,
+            metadata={**end.metadata, **_finish_meta(end)},
+        )
+
+    async def astream(self, prompt: Any, **kwargs: Any) -> AsyncIterator[str | StreamEnd]:  # type: ignore[override]
+        call = self._resolved(prompt, kwargs, stream=True)
+        async for item in self.send(call):
+            if isinstance(item, StreamEnd):
+                item = price(item, model=call.model, free=self.free)
+            yield item
+
+
+def _finish_meta(end: StreamEnd) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if end.finish_reason:
+        meta["finish_reason"] = end.finish_reason
+        if end.finish_reason in LENGTH_REASONS:
+            meta["truncated"] = True
+    return meta
+
+
+# --------------------------------------------------------------------------- HTTP protocols
+
+
+@dataclass
+class Exchange:
+    """One HTTP request of a protocol, before it is sent."""
+
+    method: str
+    url: str
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+
+
+class Decoder(Protocol):
+    """Reads one answer: ``handle`` gives the text each event adds; ``end`` the usage.
+
+    ``end`` raises ``ProviderError`` for a stream that stopped early;
+    ``withheld`` (optional) gives the error of a refused or blocked answer.
+    """
+
+    def end(self) -> StreamEnd: ...
+
+
+class ProtocolBackend(ResolvedBackend):
+    """An HTTP backend: subclasses give the wire format, ``send`` does the rest.
+
+    A subclass provides ``model_ids``, ``exchange``, ``decoder``, ``feed``
+    (one streamed event -> text) and ``parse`` (a whole body -> text, end,
+    withheld error), and names its stream framing in ``framing``.
+    """
+
+    #: "sse" (server-sent events) or "ndjson" (one JSON object a line).
+    framing = "sse"
+    provider_label = "the provider"
+
+    async def model_ids(self, model: str | None) -> tuple[str, str]:
+        """(name shown and priced, id sent) for ``model`` or this backend's default."""
+        raise NotImplementedError
+
+    def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
+        raise NotImplementedError
+
+    def decoder(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def feed(self, decoder: Any, event: Any) -> str | None:
+        raise NotImplementedError
+
+    def parse(self, body: Any, name: str) -> tuple[str, StreamEnd, ProviderError | None]:
+        raise NotImplementedError
+
+    def translate(self, error: ProviderError) -> ProviderError:
+        """A provider-specific reading of an HTTP error (Gemini's bad key is a 400)."""
+        return error
+
+    def _context(self, model: str | None) -> dict[str, Any]:
+        return {"provider": self.provider_label, "model": model}
+
+    async def _events(self, response: Any) -> AsyncIterator[Any]:
+        from . import wire
+
+        if self.framing == "sse":
+            async for event in wire.aiter_sse(response):
+                yield event
+            return
+        try:
+            async for line in wire.aiter_ndjson(response):
+                yield line
+        except wire.NDJSONError as exc:
+            raise ProviderError(
+                f"{self.provider_label} sent a {exc}",
+                hint="The answer so far is kept; try again.",
+                retryable=True,
+                kind="malformed",
+            ) from None
+
+    async def send(self, call: Resolved) -> AsyncIterator[str | StreamEnd]:
+        from . import http
+
+        name, provider_id = await self.model_ids(call.model)
+        exchange = self.exchange(call, provider_id, stream=call.stream)
+        timeout = http.timeout_for({"timeout": call.timeout})
+        context = self._context(name)
+        withheld: ProviderError | None = None
+        try:
+            if call.stream:
+                decoder = self.decoder(name)
+                async with http.stream_request(
+                    exchange.method,
+                    exchange.url,
+                    headers=exchange.headers,
+                    json=exchange.json,
+                    params=exchange.params,
+                    timeout=timeout,
+                    **context,
+                ) as response:
+                    async for event in self._events(response):
+                        text = self.feed(decoder, event)
+                        if text:
+                            yield text
+                end = decoder.end()
+                check = getattr(decoder, "withheld", None)
+                withheld = check() if check is not None else None
+            else:
+                body = await http.request_json(
+                    exchange.method,
+                    exchange.url,
+                    headers=exchange.headers,
+                    json=exchange.json,
+                    params=exchange.params,
+                    timeout=timeout,
+                    **context,
+                )
+                text, end, withheld = self.parse(body, name)
+                if text:
+                    yield text
+        except ProviderError as exc:
+            raise self.translate(exc) from None
+        # Usage and the finish reason first: the answer keeps them even when withheld.
+        yield price(end, model=name, free=self.free)
+        if withheld is not None:
+            raise withheld
