@@ -217,3 +217,169 @@ def test_python_dash_m_runs_in_a_subprocess(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Hello!")
     assert "mock-1 · mock" in done.stderr
+
+
+# --------------------------------------------------------------------------- bad input (issue #11)
+
+
+def one_line(err):
+    """The single message line of a failed command (checked to be exactly one)."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_route_with_no_available_backend_exits_1_and_says_so(capsys):
+    code, out, err = run(capsys, "route", "hello")
+    assert code == 1
+    assert "no backend available" in out
+    assert one_line(err).startswith("Error: No backend is available.")
+    code, out, err = run(capsys, "route", "hello", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["available"] is False and data["backend"] is None
+    assert one_line(err).startswith("Error: No backend is available.")
+
+
+def test_route_to_an_unavailable_backend_says_so_and_exits_1(capsys):
+    code, out, err = run(capsys, "route", "hello", "-m", "fast")
+    assert code == 1
+    assert "backend=cloud" in out and "unavailable: cloud - No cloud API key" in out
+    assert "unavailable: local - No Ollama server" in out
+    message = one_line(err)
+    assert message.startswith("Error: Backend 'cloud' is unavailable: No cloud API key")
+    assert "fallbacks ('local') are unavailable too" in message
+    code, out, _ = run(capsys, "route", "hello", "-m", "fast", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["available"] is False
+    assert [u["backend"] for u in data["unavailable"]] == ["cloud", "local"]
+    code, out, err = run(capsys, "route", "hello", "-b", "local")  # pinned: no fallbacks
+    assert code == 1 and "Backend 'local' is unavailable" in one_line(err)
+
+
+def test_route_whose_fallback_can_answer_exits_0_and_names_it(capsys):
+    from ttt_magic import configure
+
+    configure(fallback_order=["local", "mock"])
+    code, out, err = run(capsys, "route", "hello", "-m", "fast")
+    assert code == 0 and err == ""
+    assert "unavailable: cloud" in out and "the answer would come from the fallback 'mock'" in out
+
+
+@pytest.mark.parametrize("command", ["ask", "route"])
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
+def test_empty_prompt_is_refused_before_anything_is_sent(capsys, monkeypatch, command, prompt):
+    def never(*args, **kwargs):
+        raise AssertionError("an empty prompt was sent")
+
+    for name in ("ask", "stream", "route"):
+        monkeypatch.setattr(api, name, never)
+    code, out, err = run(capsys, command, prompt, "-b", "mock")
+    assert code == 2 and out == ""
+    assert one_line(err) == (
+        'Error: The prompt is empty: give the question as PROMPT, or "-" to read it from standard input'
+        " (nothing was sent)."
+    )
+
+
+def test_unknown_model_hint_names_the_cli_command(capsys):
+    code, _, err = run(capsys, "ask", "hi", "-m", "zzqxv-unheard-of")
+    message = one_line(err)
+    assert code == 2 and "Unknown model 'zzqxv-unheard-of'" in message
+    assert "`python -m ttt_magic models`" in message and "%ttt_models" not in message
+    assert "list_models()" not in message
+    code, _, err = run(capsys, "route", "hi", "-m", "gpt-4o-mimi")
+    message = one_line(err)
+    assert code == 2 and "Did you mean 'gpt-4o-mini'" in message and "python -m ttt_magic models" in message
+
+
+def test_failed_answer_hints_are_put_in_cli_words(capsys, monkeypatch):
+    from ttt_magic.models import AIResponse
+
+    notebook_hint = "List models with `ttt_magic.model_registry.list_models()` or `%ttt_models`."
+    failed = AIResponse(
+        "", model="m", backend="mock", error=f"mock has no model 'm' (HTTP 404).\n{notebook_hint}"
+    )
+    monkeypatch.setattr(api, "ask", lambda prompt, **kw: failed)
+    code, _, err = run(capsys, "ask", "hi", "-b", "mock", "--no-stream")
+    message = one_line(err)
+    assert code == 1 and "List models with `python -m ttt_magic models`." in message
+    assert "%ttt_models" not in message
+
+
+def test_status_and_config_show_non_utf8_paths_as_escapes(capsys, monkeypatch, tmp_path):
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    (folder / "ttt.yaml").write_text("timeout: 4\n")
+    monkeypatch.setenv("TTT_CONFIG", str(folder / "ttt.yaml"))
+    shown = f"{tmp_path}/caf\\xe9/ttt.yaml"
+    code, out, _ = run(capsys, "status", "--json")
+    assert code == 0 and "udce9" not in out
+    assert json.loads(out)["config_files"] == [shown]
+    for argv in (["status"], ["config"]):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0 and f"Config files: {shown}" in out and "\udce9" not in out
+    code, out, _ = run(capsys, "config", "--json")
+    assert {row["source"] for row in json.loads(out) if row["key"] == "timeout"} == {shown}
+    monkeypatch.setenv("TTT_CONFIG", str(folder / "gone.yaml"))
+    code, out, err = run(capsys, "status", "--json")
+    assert code == 2 and out == "" and "caf\\xe9/gone.yaml, which does not exist" in one_line(err)
+
+
+def test_stream_error_handler_writes_undecodable_bytes_as_escapes():
+    from ttt_magic.cli import _STREAM_ERRORS
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors=_STREAM_ERRORS)
+    stream.write("a" + os.fsdecode(b"\xff") + "·b")
+    stream.flush()
+    assert raw.getvalue() == b"a\\xff?b"
+
+
+def test_argparse_complaints_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["ask"])
+    assert exc.value.code == 2
+    _, err = capsys.readouterr()
+    assert (
+        one_line(err)
+        == "Error: the following arguments are required: PROMPT. See `python -m ttt_magic ask --help`."
+    )
+    with pytest.raises(SystemExit):
+        main(["ask", "hi", "-t", "warm"])
+    assert "invalid float value: 'warm'" in one_line(capsys.readouterr().err)
+
+
+def test_keys_with_whitespace_from_the_environment(capsys, monkeypatch):
+    secret = "sk-test-abcdefghijklmnopqrstuvwxyz123456"
+    monkeypatch.setenv("OPENAI_API_KEY", secret + "\n")
+    code, out, _ = run(capsys, "config", "--json")
+    assert code == 0 and secret not in out
+    assert {r["value"] for r in json.loads(out) if r["key"] == "openai_api_key"} == {"sk-…3456"}
+    monkeypatch.setenv("OPENAI_API_KEY", secret[:20] + " " + secret[20:])
+    for argv in (["config"], ["status"], ["ask", "hi", "-b", "mock"], ["route", "hi"]):
+        code, out, err = run(capsys, *argv)
+        message = one_line(err)
+        assert code == 2 and "Environment variable OPENAI_API_KEY: the key has a space inside it" in message
+        assert secret[:20] not in message + out and secret[20:] not in message + out
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ({"TTT_TIMEOUT": "nan"}, "Environment variable TTT_TIMEOUT: expected a finite number, not nan."),
+        ({"TTT_CONFIG": "/no/such/file.yaml"}, "TTT_CONFIG names the config file /no/such/file.yaml"),
+        ({"file": b"\xff\xfe bad: \x80\n"}, "is not UTF-8 text (byte 0xff at offset 0, line 1)"),
+        ({"file": b"timeout: .nan\n"}, "line 1: timeout: expected a finite number, not nan"),
+        ({"file": b"default_backend: 42\n"}, "default_backend: expected a backend name (a string)"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2_for_every_command(capsys, monkeypatch, setup, expected):
+    for name, value in setup.items():
+        if name == "file":
+            Path("ttt.yaml").write_bytes(value)
+        else:
+            monkeypatch.setenv(name, value)
+    for argv in (["config"], ["status"], ["ask", "hi", "-b", "mock"], ["route", "hi"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == "", argv
+        assert expected in one_line(err), argv

@@ -84,3 +84,42 @@ def test_sentinel_key_never_leaks(monkeypatch, caplog, capsys):
     assert "127.0.0.1:9" in text  # the calls really were made and failed
     assert SENTINEL not in text
     assert SENTINEL[3:20] not in text
+
+
+# --------------------------------------------------------------------------- clean_key (issue #11)
+
+
+@pytest.mark.parametrize("around", [" ", "\n", "\r\n", "\t", " \u00a0\n"])
+def test_clean_key_strips_what_pasting_adds(around):
+    from ttt_magic.secrets import clean_key
+
+    assert clean_key(around + SENTINEL + around) == SENTINEL
+    assert clean_key(around) == ""
+
+
+@pytest.mark.parametrize(
+    ("inside", "described"),
+    [
+        (" ", "a space"),
+        ("\n", "a line break"),
+        ("\t", "a tab"),
+        ("\x00", "a control character"),
+        ("\u201c", "a non-ASCII character (U+201C)"),
+        ("\udcff", "a byte that is not UTF-8"),
+    ],
+)
+def test_clean_key_refuses_a_bad_character_inside_without_showing_the_key(inside, described):
+    from ttt_magic.secrets import clean_key
+
+    with pytest.raises(ValueError) as err:
+        clean_key(SENTINEL[:12] + inside + SENTINEL[12:])
+    message = str(err.value)
+    assert f"has {described} inside it (character 13 of {len(SENTINEL) + 1})" in message
+    assert SENTINEL[:12] not in message and SENTINEL[12:] not in message and "\n" not in message
+
+
+def test_clean_key_refuses_quotes_around_the_key():
+    from ttt_magic.secrets import clean_key
+
+    with pytest.raises(ValueError, match="quotes"):
+        clean_key(f'"{SENTINEL}"\n')
