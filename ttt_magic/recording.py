@@ -167,7 +167,7 @@ def find(book: Book, call: Resolved) -> dict[str, Any] | None:
     if not candidates:
         return None
     for same in (
-        lambda e: e.get("model") == call.model,
+        lambda e: e.get("asked_model", e.get("model")) == call.model,
         lambda e: e.get("backend") == call.backend,
     ):
         chosen = [e for e in candidates if same(e)]
@@ -196,6 +196,8 @@ def entry_for(
     entry["answer"] = "".join(parts)
     entry["backend"] = call.backend
     entry["model"] = end.model or call.model
+    if call.model and call.model != entry["model"]:
+        entry["asked_model"] = call.model  # what the request named (e.g. an alias the server expanded)
     entry["tokens_in"] = end.tokens_in
     entry["tokens_out"] = end.tokens_out
     entry["finish_reason"] = end.finish_reason
