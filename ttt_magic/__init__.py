@@ -29,7 +29,7 @@ _LAZY = {
     "Chat": "ttt_magic.api",
     "configure": "ttt_magic.config",
     "settings": "ttt_magic.scope",
-    "usage": "ttt_magic.usage",
+    "usage": "ttt_magic.accounting",
     "estimate": "ttt_magic.batch",
     "Answers": "ttt_magic.batch",
     "get_config": "ttt_magic.config",
@@ -82,7 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .plugins import discover_plugins, load_plugin
     from .registry import backend_registry, model_registry, register_backend
     from .scope import settings
-    from .usage import usage
+    from .accounting import usage
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Usage accounting: calls, failures, tokens and cost of this process, by backend and model.
+"""Usage accounting (``ttt_magic.usage()``): calls, failures, tokens and cost, by backend and model.
 
 It is an interceptor (``chain``, order 0, outermost), so it counts what
 reached a backend, once per attempt, with what that attempt cost: a retried

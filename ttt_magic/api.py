@@ -9,7 +9,6 @@ anything is sent.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -39,7 +38,7 @@ INTERRUPTED = "Interrupted: the answer is incomplete."
 
 def usage(by: str | None = None) -> Any:
     """This session's calls, failures, tokens and cost (see ``ttt_magic.usage``)."""
-    from .usage import usage as totals
+    from .accounting import usage as totals
 
     return totals(by)
 
@@ -301,26 +300,9 @@ def _request_from(prompt: Any, kwargs: dict[str, Any]) -> tuple[Request, Route]:
 
 def ask_many(inputs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
     """Ask the same question of many items; answers in input order (see ``ttt_magic.batch``)."""
-    try:
-        from .batch import ask_many as run_batch
-    except ImportError:  # until ttt_magic.batch lands: the plain concurrent form
-        return _ask_many_plain(inputs, **kwargs)
+    from .batch import ask_many as run_batch
+
     return run_batch(inputs, *args, **kwargs)
-
-
-def _ask_many_plain(prompts: Iterable[str], *, concurrency: int = 4, **kwargs: Any) -> list[AIResponse]:
-    prepared = [_request_from(p, kwargs) for p in prompts]
-
-    async def gather() -> list[AIResponse]:
-        limit = asyncio.Semaphore(max(1, concurrency))
-
-        async def one(request: Request, decided: Route) -> AIResponse:
-            async with limit:
-                return await router.complete(decided, request)
-
-        return list(await asyncio.gather(*(one(r, d) for r, d in prepared)))
-
-    return runner.run(gather())
 
 
 # --------------------------------------------------------------------------- chat

@@ -375,9 +375,9 @@ def prepare(
 def _schema_of(request: Request) -> dict[str, Any] | None:
     if request.schema is None:
         return None
-    from .structured import json_schema  # only when a schema is used
+    from .structured import normalize  # imported (and its interceptor installed) only when used
 
-    return json_schema(request.schema)
+    return normalize(request.schema)
 
 
 async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:

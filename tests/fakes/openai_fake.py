@@ -16,6 +16,7 @@ chunk) and inject faults with ``fake.fail_next(kind, ...)``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -66,6 +67,8 @@ class OpenAIFake(FakeServer):
         self.usage = {"prompt_tokens": 12, "completion_tokens": 4}
         self.usage_style = "empty"
         self.finish_reason = "stop"
+        #: When set, the model refuses: the text arrives as ``refusal`` instead of ``content``.
+        self.refusal: str | None = None
         self._faults: list[dict[str, Any]] = []
         self.route("POST", f"{prefix}/chat/completions", self._chat)
         self.route("GET", f"{prefix}/models", self._models)
@@ -185,7 +188,11 @@ class OpenAIFake(FakeServer):
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": "".join(answer), "refusal": None},
+                            "message": {
+                                "role": "assistant",
+                                "content": None if self.refusal else "".join(answer),
+                                "refusal": self.refusal,
+                            },
                             "logprobs": None,
                             "finish_reason": self.finish_reason,
                         }
@@ -209,7 +216,10 @@ class OpenAIFake(FakeServer):
             return data
 
         events = [_sse(chunk({"role": "assistant", "content": "", "refusal": None}))]
-        events += [_sse(chunk({"content": piece})) for piece in answer]
+        if self.refusal:
+            events += [_sse(chunk({"refusal": piece})) for piece in re.findall(r"\s*\S+", self.refusal)]
+        else:
+            events += [_sse(chunk({"content": piece})) for piece in answer]
         after = int(fault.get("after", 2))
         if kind == "malformed":
             events.insert(after, 'data: {"id": "chatcmpl-fake123", "choices": [{"delta": \n\n')
