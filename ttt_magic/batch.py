@@ -903,7 +903,9 @@ def gate(call: Any, proceed: Handler) -> AsyncIterator[Item]:
 
 
 async def _gated(run: _Run, call: Any, proceed: Handler) -> AsyncIterator[Item]:
-    await run.gate.wait(cap=getattr(call, "max_retry_wait", None))
+    # Capped below the attempt's own timeout: the router's idle watch counts this wait.
+    cap = min(getattr(call, "max_retry_wait", 30.0), getattr(call, "timeout", 30.0) / 2)
+    await run.gate.wait(cap=cap)
     try:
         async for item in proceed(call):
             yield item
