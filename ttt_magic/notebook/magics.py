@@ -16,24 +16,30 @@ from __future__ import annotations
 
 import keyword
 import re
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe
 
-from .options import BadInput, parse_assignments, split_line, split_words
-from .render import FORMATS, StreamView, TerminalView, error_bundle, extract_code
+from .options import (
+    BadInput,
+    closest,
+    parse_assignments,
+    split_cell_line,
+    split_line,
+    split_words,
+    unknown_option,
+)
+from .render import FORMATS, StreamView, TerminalView, error_bundle
 from .reports import config_table, models_report, shown_value, status_report
 
 __all__ = ["DEFAULT_CHAT", "TTTMagics", "load_ipython_extension", "split_line", "unload_ipython_extension"]
 
 DEFAULT_CHAT = "default"
-#: Seconds of model silence after which the view is refreshed with what it holds.
-HEARTBEAT = 0.25
 WIDGETS_HINT = "pip install 'ttt-magic[widgets]' for the selector panel"
+CONFIG_FLAGS = ("--show", "--reset")
 _MIRRORED = (
     "default_backend",
     "default_model",
@@ -125,18 +131,20 @@ class TTTMagics(Magics):
     def _show_error(self, message: str, hint: str | None = None) -> None:
         self._show(error_bundle(message, hint))
 
-    def _make_view(self, fmt: str, footer: bool) -> Any:
+    def make_view(self, fmt: str, footer: bool) -> Any:
+        """The view an answer streams into: the notebook's display, or the terminal's stdout."""
         if self.view_factory is not None:
             return self.view_factory(fmt, footer)
         if self.rich:
             return StreamView(fmt, footer=footer)
         return TerminalView(fmt, footer=footer)
 
-    def _store(self, response: Any, out: str | None) -> None:
+    def store(self, response: Any, out: str | None) -> None:
+        """``ttt_magic.last_response`` (None: the latest ask gave no answer) and ``-o VAR``."""
         import ttt_magic
 
         ttt_magic.last_response = response
-        if out:
+        if out and response is not None:
             self.shell.user_ns[out] = response
 
     # ------------------------------------------------------------------ %%ask
@@ -170,22 +178,28 @@ class TTTMagics(Magics):
     @argument("--explain", action="store_true", help="Show why this backend and model were chosen.")
     @argument("--raw", action="store_true", help="Send the prompt as written: no {variable} expansion.")
     @argument("prompt", nargs="*", help="%%ask only: the question (the rest of the line).")
+    @no_var_expand  # the line is the prompt: {braces} are ours (no eval, keys withheld), $ is a dollar
     @line_cell_magic
     def ask(self, line: str, cell: str | None = None) -> None:
         """Ask a language model; the answer streams into the output as Markdown.
 
         ``%%ask [options]`` takes the prompt from the cell body; ``%ask [options] PROMPT``
         from the rest of the line. ``{name}``, ``{obj.attr}``, ``{d['key']}``,
-        ``{In[3]}``, ``{Out[3]}`` and ``{_}`` are filled from your variables; any
-        other brace stays as written. The answer is kept in
-        ``ttt_magic.last_response`` (and VAR with ``-o VAR``).
+        ``{In[3]}``, ``{Out[3]}`` and ``{_}`` are filled from your variables,
+        formatted as in f-strings when asked (``{x:.2f}``, ``{x!r}``); any other
+        brace stays as written, and a configured API key in a value is sent masked.
+        An unknown option is refused, not sent: a prompt that starts with ``-``
+        goes after ``--``. The answer is kept in ``ttt_magic.last_response`` (and
+        VAR with ``-o VAR``).
         """
         try:
             opts, prompt = self._parse_ask(line, cell)
         except (IPythonUsageError, BadInput) as exc:
-            return self._usage_failure(str(exc), None, None)
+            return self.usage_failure(str(exc), None, None)
+        from .asking import AskRun
+
         try:
-            self._run_ask(opts, prompt)
+            AskRun(self, opts, prompt).run()
         except KeyboardInterrupt:
             # The partial answer is already shown, marked; re-raise so "Run All" stops,
             # with a traceback that ends here rather than deep in the stream machinery.
@@ -193,12 +207,15 @@ class TTTMagics(Magics):
         return None
 
     def _parse_ask(self, line: str, cell: str | None) -> tuple[Any, str]:
+        """Options and prompt; ``BadInput`` (or IPython's UsageError) for anything it cannot read."""
         parser = self.ask.parser
         if cell is None:
             tokens, prompt = split_line(line, parser)
         else:
-            tokens, prompt = shlex.split(line, posix=True), cell
-        opts = parser.parse_args(tokens)
+            tokens, prompt = split_cell_line(line), cell
+        opts, extra = parser.parse_known_args(tokens)
+        if extra:
+            raise unknown_option(next((w for w in extra if w.startswith("-")), extra[0]), parser)
         if cell is not None and opts.prompt:
             prompt = " ".join(opts.prompt) + "\n" + cell
         if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
@@ -209,110 +226,33 @@ class TTTMagics(Magics):
             raise BadInput("Nothing to ask: write the prompt after %ask, or in the cell below %%ask.")
         return opts, prompt
 
-    def _usage_failure(self, message: str, hint: str | None, out: str | None) -> None:
+    def usage_failure(self, message: str, hint: str | None, out: str | None) -> None:
+        """A refused ``%%ask``: one line (or, under raise_on_error, a UsageError); nothing was sent."""
         from ..config import get_config
         from ..errors import UsageError
         from ..models import AIResponse
 
         response = AIResponse("", error=message + (f" {hint}" if hint else ""), metadata={"kind": "usage"})
-        self._store(response, out)
+        self.store(response, out)
         if get_config().raise_on_error:
             raise UsageError(message, hint=hint)
         self._show_error(message, hint)
 
-    def _run_ask(self, opts: Any, prompt: str) -> None:
-        from .. import api
-        from ..config import get_config
-        from ..errors import TTTError
-        from ..errors import UsageError as TTTUsageError
-        from ..models import AIResponse
-        from .interpolate import interpolate
-
-        settings = get_config()
-        system = opts.system
-        if not opts.raw:
-            namespace = self.shell.user_ns if self.shell is not None else {}
-            prompt = interpolate(prompt, namespace, settings.interpolation_limit)
-            if system:
-                system = interpolate(system, namespace, settings.interpolation_limit)
-        call = {
-            "model": opts.model,
-            "backend": opts.backend,
-            "system": system,
-            "temperature": opts.temperature,
-            "max_tokens": opts.max_tokens,
-        }
-        call = {k: v for k, v in call.items() if v is not None}
-        streaming = bool(settings.stream) and not opts.no_stream
-        view = self._make_view(opts.format, bool(settings.footer))
-        try:
-            if opts.explain:
-                self._show_route(api.route(prompt, **self._route_kwargs(opts, call)))
-            chat = self._chat(opts, call)
-            if streaming:
-                answer = chat.stream(prompt, **call) if chat is not None else api.stream(prompt, **call)
-                answer.heartbeat = HEARTBEAT  # flush coalesced text while the model is silent
-                try:
-                    for chunk in answer:
-                        view.feed(chunk)
-                except KeyboardInterrupt:
-                    answer.close()
-                    partial = answer.response or AIResponse(
-                        answer.text,
-                        error="Interrupted: the answer is incomplete.",
-                        metadata={"interrupted": True},
-                    )
-                    view.finish(partial, interrupted=True, text=answer.text)
-                    self._store(partial, opts.out)
-                    raise
-                response = answer.response
-            else:
-                try:
-                    response = chat.ask(prompt, **call) if chat is not None else api.ask(prompt, **call)
-                except KeyboardInterrupt:
-                    partial = AIResponse(
-                        "", error="Interrupted: no answer yet.", metadata={"interrupted": True}
-                    )
-                    view.finish(partial, interrupted=True, text="")
-                    self._store(partial, opts.out)
-                    raise
-        except TTTUsageError as exc:
-            self._usage_failure(exc.message, exc.hint, opts.out)
-            return
-        self._store(response, opts.out)
-        if response.failed and settings.raise_on_error:
-            if view.updates:
-                view.finish(response, text=response.text)
-            raise TTTError(response.error or "The request failed.")
-        view.finish(response, text=response.text)
-        if opts.insert and response.succeeded and self.shell is not None:
-            code, _ = extract_code(response.text)
-            self.shell.set_next_input(code, replace=False)
-
-    @staticmethod
-    def _route_kwargs(opts: Any, call: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in call.items() if k in ("model", "backend", "system")}
-
-    def _chat(self, opts: Any, call: dict[str, Any]) -> Any:
+    def conversation(self, opts: Any, call: dict[str, Any]) -> Any:
         """The conversation to continue (created on first use, or afresh with --new), or None."""
         if opts.chat is None:
             return None
         from .. import api
 
-        conversation = self.chats.get(opts.chat)
-        if conversation is None or opts.new:
-            conversation = api.chat(
-                system=call.get("system"), model=call.get("model"), backend=call.get("backend")
-            )
-            self.chats[opts.chat] = conversation
-        return conversation
-
-    def _show_route(self, route: Any) -> None:
-        text = route.explain()
-        self._show({"text/markdown": f"```text\n{text}\n```", "text/plain": text}, text)
+        chat = self.chats.get(opts.chat)
+        if chat is None or opts.new:
+            chat = api.chat(system=call.get("system"), model=call.get("model"), backend=call.get("backend"))
+            self.chats[opts.chat] = chat
+        return chat
 
     # ------------------------------------------------------------------ %ttt_config
 
+    @no_var_expand  # YAML values ({a: b}, "costs $5") arrive as typed, never evaluated
     @line_magic
     def ttt_config(self, line: str = "") -> None:
         """Show or change settings.
@@ -331,10 +271,12 @@ class TTTMagics(Magics):
         words = split_words(line)
         flags = {w for w in words if w.startswith("--")}
         assignments = [w for w in words if not w.startswith("--")]
-        unknown = flags - {"--show", "--reset"}
+        unknown = sorted(flags - set(CONFIG_FLAGS))
         if unknown:
+            match = closest(unknown[0], CONFIG_FLAGS)
+            suggestion = f" (did you mean {match}?)" if match else ""
             return self._show_error(
-                f"Unknown option {sorted(unknown)[0]}.", "Use key=value, --show or --reset."
+                f"Unknown option {unknown[0]}{suggestion}.", "Use key=value, --show or --reset."
             )
         try:
             if "--reset" in flags:
@@ -443,6 +385,10 @@ def load_ipython_extension(ipython: Any) -> None:
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and protect_questions not in cleanup:
         cleanup.append(protect_questions)
+    if hasattr(ipython, "set_custom_exc"):
+        from . import usage_errors
+
+        usage_errors.install(ipython)  # ask(model="typo") in a cell: one line, not a traceback
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -464,3 +410,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and protect_questions in cleanup:
         cleanup.remove(protect_questions)
+    from . import usage_errors
+
+    usage_errors.uninstall(ipython)

@@ -6,13 +6,48 @@ can be read and tested on their own.
 
 from __future__ import annotations
 
+import difflib
+import re
+import shlex
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["BadInput", "parse_assignments", "split_line", "split_words"]
+__all__ = [
+    "BadInput",
+    "closest",
+    "parse_assignments",
+    "split_cell_line",
+    "split_line",
+    "split_words",
+    "unknown_option",
+]
+
+#: A word that can only be meant as an option: ``-x``, ``--name`` (``-1`` and ``->`` are text).
+_OPTION_LIKE = re.compile(r"--?[A-Za-z]")
+DASH_HINT = "A prompt that starts with - goes after --: %ask -- -x ..."
 
 
 class BadInput(Exception):
     """A problem with what was typed after a magic: shown as a short message."""
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one of ``choices`` close enough to ``word`` to be what was meant, if any."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_option(word: str, parser: Any) -> BadInput:
+    """The refusal of an option the parser does not know, in one line, with a did-you-mean.
+
+    Names are compared without their dashes, so ``--bogus`` is not "close" to
+    ``--out`` merely by sharing ``--``.
+    """
+    name = word.split("=", 1)[0]
+    known = {o.lstrip("-"): o for o in parser._option_string_actions if o.startswith("--")}
+    match = closest(name.lstrip("-"), known)
+    suggestion = f" (did you mean {known[match]}?)" if match else ""
+    return BadInput(f"Unknown option {name}{suggestion}. {DASH_HINT}")
 
 
 def _read_token(line: str, pos: int) -> tuple[str, int]:
@@ -43,6 +78,11 @@ def split_line(line: str, parser: Any) -> tuple[list[str], str]:
     (quotes allowed: ``-s "be brief"``). ``-c``/``--chat`` never takes the next
     word on a line (it would be the prompt's first word): write ``--chat=NAME``
     or ``-cNAME``. ``--`` ends the options.
+
+    An unknown option (``--bogus``, ``-x``) raises ``BadInput`` rather than
+    becoming the prompt: it is almost always a typo, and sending it would be a
+    paid request for the wrong question. A prompt that starts with ``-`` goes
+    after ``--``; one starting with a number (``-1 is negative``) needs nothing.
     """
     actions = parser._option_string_actions
     tokens: list[str] = []
@@ -62,6 +102,8 @@ def split_line(line: str, parser: Any) -> tuple[list[str], str]:
             action, name = actions[word[:2]], word[:2]  # -cNAME, -t0.5
             if action.nargs == 0:
                 action = None
+        if action is None and _OPTION_LIKE.match(word):
+            raise unknown_option(word, parser)
         if action is None:
             break  # "-1 is negative?": the prompt starts here
         tokens.append(word)
@@ -75,6 +117,14 @@ def split_line(line: str, parser: Any) -> tuple[list[str], str]:
                 value, pos = _read_token(line, pos)
                 tokens.append(value)
     return tokens, line[pos:].strip()
+
+
+def split_cell_line(line: str) -> list[str]:
+    """The options on a ``%%ask`` line, shell-quoted; ``BadInput`` for an unclosed quote."""
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError as exc:
+        raise BadInput(f'Cannot read the options: {exc} (quote values like -s "be brief").') from None
 
 
 def split_words(line: str) -> list[str]:

@@ -1,0 +1,153 @@
+"""One ``%%ask``, from its parsed options to the output it leaves: a step per method.
+
+``AskRun.run`` reads as the list of steps: prepare the question (interpolation,
+with configured keys withheld), get the answer (streamed into the view, or
+whole), then conclude (store it, insert its code, show its final form, bring
+``--explain`` up to date). Interrupted answers are never built here: a stream
+stopped by Ctrl-C builds its own (``AnswerStream.close()`` then ``.response``).
+The magics own what outlives one ask (conversations, ``last_response``, the
+choice of view); this module only carries one through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .render import IPythonPublisher, RouteView, fenced_code
+
+__all__ = ["NO_CODE_NOTE", "AskRun", "Question", "prepare"]
+
+#: Seconds of model silence after which the view is refreshed with what it holds.
+HEARTBEAT = 0.25
+NO_CODE_NOTE = "--insert: the answer has no code block, nothing was inserted"
+
+
+@dataclass
+class Question:
+    """What one ``%%ask`` sends: the filled-in prompt, the call's options, and notes for the footer."""
+
+    prompt: str
+    call: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
+    """The prompt and system prompt with ``{variables}`` filled (keys withheld); the call's options."""
+    call = {
+        "model": opts.model,
+        "backend": opts.backend,
+        "system": opts.system,
+        "temperature": opts.temperature,
+        "max_tokens": opts.max_tokens,
+    }
+    call = {k: v for k, v in call.items() if v is not None}
+    if opts.raw:
+        return Question(prompt, call)
+    from .interpolate import expand
+    from .withhold import WITHHELD_NOTE, configured_secrets
+
+    secrets, limit = configured_secrets(settings), settings.interpolation_limit
+    filled = expand(prompt, namespace, limit, secrets=secrets)
+    withheld = filled.withheld
+    if "system" in call:
+        system = expand(call["system"], namespace, limit, secrets=secrets)
+        call["system"], withheld = system.text, withheld + system.withheld
+    return Question(filled.text, call, [WITHHELD_NOTE] if withheld else [])
+
+
+class AskRun:
+    """Carries one ``%%ask`` through; ``host`` is the ``TTTMagics`` instance it runs for."""
+
+    def __init__(self, host: Any, opts: Any, prompt: str) -> None:
+        from ..config import get_config
+
+        self.host = host
+        self.opts = opts
+        self.settings = get_config()
+        namespace = host.shell.user_ns if host.shell is not None else {}
+        self.question = prepare(opts, prompt, namespace, self.settings)
+        self.view = host.make_view(opts.format, bool(self.settings.footer))
+        self.explain = RouteView(IPythonPublisher() if host.rich else None) if opts.explain else None
+        self.route: Any = None  # the route the answer takes, when a stream tells it before the answer
+
+    def run(self) -> None:
+        """Ask, then conclude; a usage error (bad model, temperature...) is a one-line refusal."""
+        from ..errors import UsageError
+
+        try:
+            response = self._streamed() if self.settings.stream and not self.opts.no_stream else self._whole()
+        except UsageError as exc:
+            self.host.usage_failure(exc.message, exc.hint, self.opts.out)
+            return
+        self._conclude(response)
+
+    def _streamed(self) -> Any:
+        """Feed the chunks to the view; on Ctrl-C show and keep what the stream kept, and re-raise."""
+        answer = self._source("stream")(self.question.prompt, **self.question.call)
+        answer.heartbeat = HEARTBEAT  # flush coalesced text while the model is silent
+        self.route = answer.route
+        self._explain(self.route)  # the route this answer takes, above its text
+        try:
+            for chunk in answer:
+                self.view.feed(chunk)
+        except KeyboardInterrupt:
+            answer.close()  # the stream builds the interrupted answer: what arrived, marked
+            self._interrupted(answer.response, answer.text)
+            raise
+        return answer.response
+
+    def _whole(self) -> Any:
+        """Wait for the whole answer; its route (with attempts) is shown above it."""
+        try:
+            response = self._source("ask")(self.question.prompt, **self.question.call)
+        except KeyboardInterrupt:
+            self._interrupted(None, "")  # no answer exists yet: the mark alone, nothing stored
+            raise
+        self._explain(response.route)
+        return response
+
+    def _source(self, method: str) -> Any:
+        """``ask``/``stream`` of the conversation being continued, or of the API."""
+        from .. import api
+
+        conversation = self.host.conversation(self.opts, self.question.call)
+        return getattr(conversation if conversation is not None else api, method)
+
+    def _interrupted(self, partial: Any, text: str) -> None:
+        self.view.finish(partial, interrupted=True, text=text, notes=self.question.notes)
+        self.host.store(partial, self.opts.out)
+        self._explain_outcome(partial)
+
+    def _conclude(self, response: Any) -> None:
+        """Store the answer, insert its code, show its final form; raise if it failed under raise_on_error."""
+        from ..errors import TTTError
+
+        self.host.store(response, self.opts.out)
+        notes = [*self.question.notes, *self._insert(response)]
+        failing = response.failed and self.settings.raise_on_error
+        if self.view.updates or not failing:  # a failure with nothing shown yet: the exception says it
+            self.view.finish(response, text=response.text, notes=notes)
+        self._explain_outcome(response)
+        if failing:
+            raise TTTError(response.error or "The request failed.")
+
+    def _insert(self, response: Any) -> list[str]:
+        """``--insert``: the answer's fenced code into a new cell below; a note when it has none."""
+        shell = self.host.shell
+        if not self.opts.insert or not response.succeeded or shell is None:
+            return []
+        found = fenced_code(response.text)
+        if found is None:
+            return [NO_CODE_NOTE]
+        shell.set_next_input(found[0], replace=False)
+        return []
+
+    def _explain(self, route: Any) -> None:
+        if self.explain is not None:
+            self.explain.show(route)
+
+    def _explain_outcome(self, response: Any) -> None:
+        """``--explain`` again, after the answer: the same route, now with its attempts."""
+        if response is not None:
+            self._explain(self.route if self.route is not None else response.route)
