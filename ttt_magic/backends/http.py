@@ -38,11 +38,14 @@ __all__ = [
     "parse_retry_after",
     "probe_status",
     "redact",
+    "iter_json_lines",
+    "request_bytes",
     "request_json",
     "server_label",
     "stream_request",
     "timeout_for",
     "transport_error",
+    "use_transport",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -55,13 +58,41 @@ _lock = threading.Lock()
 # --------------------------------------------------------------------------- clients
 
 
+#: A transport to use instead of the network (tests, recording proxies); see ``use_transport``.
+_transport: httpx2.AsyncBaseTransport | None = None
+
+
 def _new_client() -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(DEFAULT_TIMEOUT, connect=10.0),
         limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0),
         headers={"user-agent": USER_AGENT},
         follow_redirects=False,
+        transport=_transport,
     )
+
+
+def use_transport(transport: httpx2.AsyncBaseTransport | None) -> None:
+    """Send every later request through ``transport`` (``None``: the network again).
+
+    The one seam below the protocols: an ``httpx2.MockTransport`` answers in
+    process, a custom transport can record or replay bytes. Pooled clients
+    are dropped so the next request builds one on the new transport.
+    """
+    global _transport
+    with _lock:
+        _transport = transport
+        stale = list(_clients.items())
+        _clients.clear()
+    for loop, client in stale:
+        if not loop.is_closed() and not client.is_closed:
+            try:
+                if loop.is_running():
+                    asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                else:
+                    loop.run_until_complete(client.aclose())
+            except Exception:  # a client that will not close is left to the garbage collector
+                pass
 
 
 def _forget_dead_loops() -> None:
@@ -134,16 +165,10 @@ def close_all_clients(loop: asyncio.AbstractEventLoop | None = None, *, timeout:
 
 
 def probe_status(url: str, *, timeout: float = 0.5) -> int | None:
-    """Synchronous ``GET url``: its HTTP status, or ``None`` when nothing answered within ``timeout``.
+    """Synchronous ``GET url``: its HTTP status, or ``None`` (see ``backends.probe``)."""
+    from .probe import probe_status as probe
 
-    For availability checks asked from sync code that may itself run inside an
-    event loop (``is_available``), where awaiting is impossible. Bounded, no pool.
-    """
-    try:
-        with httpx2.Client(timeout=timeout, headers={"user-agent": USER_AGENT}) as client:
-            return client.get(url).status_code
-    except httpx2.HTTPError:
-        return None
+    return probe(url, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- timeouts
@@ -495,6 +520,9 @@ async def stream_request(
     headers: Mapping[str, str] | None = None,
     json: Any = None,
     params: Mapping[str, Any] | None = None,
+    content: bytes | None = None,
+    files: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
     timeout: httpx2.Timeout | float | None = None,
     provider: str = "the provider",
     key_env: str | None = None,
@@ -514,6 +542,9 @@ async def stream_request(
         headers=dict(headers or {}),
         json=json,
         params=params,
+        content=content,
+        files=files,
+        data=data,
         timeout=timeout if timeout is not None else httpx2.Timeout(DEFAULT_TIMEOUT, connect=10.0),
     )
     seconds = _timeout_seconds(timeout)
@@ -544,39 +575,38 @@ async def stream_request(
         await response.aclose()
 
 
-async def request_json(
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    json: Any = None,
-    params: Mapping[str, Any] | None = None,
-    timeout: httpx2.Timeout | float | None = None,
-    provider: str = "the provider",
-    key_env: str | None = None,
-    model: str | None = None,
-    secret: str | None = None,
-) -> Any:
+async def request_bytes(method: str, url: str, **options: Any) -> bytes:
+    """Send a request (JSON, raw ``content`` bytes or multipart ``files``) and return the body's bytes."""
+    async with stream_request(method, url, **options) as response:
+        return await response.aread()
+
+
+async def request_json(method: str, url: str, **options: Any) -> Any:
     """Send a request and return its decoded JSON body (errors as in ``stream_request``)."""
-    async with stream_request(
-        method,
-        url,
-        headers=headers,
-        json=json,
-        params=params,
-        timeout=timeout,
-        provider=provider,
-        key_env=key_env,
-        model=model,
-        secret=secret,
-    ) as response:
-        body = await response.aread()
+    body = await request_bytes(method, url, **options)
     try:
         return _json.loads(body) if body.strip() else None
     except ValueError:
+        provider = options.get("provider", "the provider")
         raise ProviderError(
             f"{provider} at {server_label(url)} answered with something that is not JSON.",
             hint="Check the configured base URL: it may point at a web page or a proxy.",
             retryable=False,
             kind="protocol",
         ) from None
+
+
+async def iter_json_lines(method: str, url: str, **options: Any) -> AsyncIterator[Any]:
+    """Stream a JSON Lines body (a batch service's results file), one decoded object at a time.
+
+    The file is never held whole: memory stays that of one line.
+    """
+    from . import wire
+
+    async with stream_request(method, url, **options) as response:
+        try:
+            async for item in wire.aiter_ndjson(response):
+                yield item
+        except wire.NDJSONError as exc:
+            provider = options.get("provider", "the provider")
+            raise ProviderError(f"{provider} sent a {exc}", retryable=False, kind="malformed") from None

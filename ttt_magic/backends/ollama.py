@@ -43,7 +43,7 @@ def probe(
         cached = _probes.get(base_url)
         if cached is not None and now - cached[0] < ttl:
             return cached[1], cached[2]
-    from .http import probe_status
+    from .probe import probe_status
 
     reason: str | None = None
     status = probe_status(f"{base_url}/api/version", timeout=timeout)
