@@ -99,6 +99,8 @@ class SchemaMismatch(Exception):
     def __init__(self, path: str, message: str) -> None:
         self.path = path
         self.problem = message
+        #: Every mismatch found (this one first); the message shows up to ``SHOWN``.
+        self.problems: list[SchemaMismatch] = [self]
         if not path:
             text = message
         elif message.startswith("is "):
@@ -106,6 +108,25 @@ class SchemaMismatch(Exception):
         else:
             text = f"{path!r}: {message}"
         super().__init__(text)
+
+    SHOWN = 5
+
+    @classmethod
+    def combine(cls, problems: list[SchemaMismatch]) -> SchemaMismatch:
+        """One mismatch reporting several (so a retry can fix them all at once)."""
+        flat = [p for problem in problems for p in problem.problems]
+        if len(flat) == 1:
+            return flat[0]
+        first = flat[0]
+        shown = "; ".join(str(p) for p in flat[: cls.SHOWN])
+        more = f"; and {len(flat) - cls.SHOWN} more" if len(flat) > cls.SHOWN else ""
+        combined = cls(first.path, first.problem)
+        combined.problems = flat
+        combined.args = (shown + more,)
+        return combined
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.problem
 
 
 # --------------------------------------------------------------------------- normalising
@@ -370,24 +391,35 @@ def _check(value: Any, schema: Any, root: dict[str, Any], path: str) -> None:
         if not any(_type_ok(value, k) for k in kinds):
             wanted = " or ".join(_ARTICLES.get(k, k) for k in kinds)
             raise SchemaMismatch(path, f"expected {wanted}, got {_describe(value)}")
+    found: list[SchemaMismatch] = []
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for name in schema.get("required") or ():
             if name not in value:
-                raise SchemaMismatch(_join(path, name), "is missing (required)")
+                found.append(SchemaMismatch(_join(path, name), "is missing (required)"))
         for name, sub in properties.items():
             if name in value:
-                _check(value[name], sub, root, _join(path, name))
+                _note(found, value[name], sub, root, _join(path, name))
         extra = schema.get("additionalProperties")
         if extra is not None and extra is not True:
             for name in value:
                 if name not in properties:
                     if extra is False:
-                        raise SchemaMismatch(_join(path, name), "is not a field of the schema")
-                    _check(value[name], extra, root, _join(path, name))
+                        found.append(SchemaMismatch(_join(path, name), "is not a field of the schema"))
+                    else:
+                        _note(found, value[name], extra, root, _join(path, name))
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
-            _check(item, schema["items"], root, _join(path, i))
+            _note(found, item, schema["items"], root, _join(path, i))
+    if found:
+        raise SchemaMismatch.combine(found)
+
+
+def _note(found: list[SchemaMismatch], value: Any, schema: Any, root: dict[str, Any], path: str) -> None:
+    try:
+        _check(value, schema, root, path)
+    except SchemaMismatch as exc:
+        found.append(exc)
 
 
 def validate(value: Any, schema: dict[str, Any]) -> Any:
