@@ -49,22 +49,34 @@ def words():
 
 
 def test_public_import_paths():
-    from ttt_magic import (  # noqa: F401
-        aask,
-        ask,
-        astream,
-        chat,
-        configure,
-        discover_plugins,
-        get_config,
-        load_plugin,
-        model_registry,
-        register_backend,
-        route,
-        stream,
-    )
-    from ttt_magic.backends import BaseBackend  # noqa: F401
-    from ttt_magic.models import AIResponse, ModelInfo  # noqa: F401
+    import ttt_magic
+    from ttt_magic import api, config, plugins, registry
+    from ttt_magic.backends import BaseBackend
+    from ttt_magic.backends.base import BaseBackend as Base
+    from ttt_magic.models import AIResponse, ModelInfo
+
+    expected = {
+        "aask": api.aask,
+        "ask": api.ask,
+        "astream": api.astream,
+        "chat": api.chat,
+        "stream": api.stream,
+        "route": api.route,
+        "configure": config.configure,
+        "get_config": config.get_config,
+        "discover_plugins": plugins.discover_plugins,
+        "load_plugin": plugins.load_plugin,
+        "model_registry": registry.model_registry,
+        "register_backend": registry.register_backend,
+        "AIResponse": AIResponse,
+        "ModelInfo": ModelInfo,
+        "BaseBackend": Base,
+    }
+    for name, obj in expected.items():
+        assert getattr(ttt_magic, name) is obj, name
+        assert name in ttt_magic.__all__, name
+    assert BaseBackend is Base
+    assert callable(ttt_magic.usage) and callable(ttt_magic.settings)
 
 
 def test_ask_from_a_script():
@@ -196,9 +208,31 @@ def test_chat_does_not_remember_failures():
         backend_registry.unregister("fails")
 
 
-def test_ask_many_keeps_order():
-    answers = ask_many([f"p{i}" for i in range(6)], backend="words", concurrency=3)
-    assert answers == [f"p{i} " for i in range(6)]
+def test_ask_many_keeps_order_and_its_concurrency_bound():
+    class Gate(BaseBackend):
+        """Answers in reverse order of arrival, counting how many requests are open at once."""
+
+        backend_name = "gate"
+        open_now = peak = 0
+
+        async def ask(self, prompt, **kwargs):
+            cls = type(self)
+            cls.open_now += 1
+            cls.peak = max(cls.peak, cls.open_now)
+            try:
+                for _ in range(20 - int(prompt[1:])):  # later prompts finish first
+                    await asyncio.sleep(0)
+                return AIResponse(prompt + " ", model="g", backend=self.name)
+            finally:
+                cls.open_now -= 1
+
+    backend_registry.register_backend("gate", Gate)
+    try:
+        answers = ask_many([f"p{i}" for i in range(12)], backend="gate", concurrency=3)
+    finally:
+        backend_registry.unregister("gate")
+    assert answers == [f"p{i} " for i in range(12)]
+    assert Gate.peak == 3  # the bound was reached and never passed
 
 
 def test_usage_counts_calls():
