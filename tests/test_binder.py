@@ -27,9 +27,13 @@ import os
 import pwd
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -157,6 +161,41 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], log: Path, timeout: f
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:])
         pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode} after {took:.0f} s:\n{tail}")
     return took
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> set[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc): a server's kernels."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def get(url: str, timeout: float) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------- the build
@@ -289,7 +328,9 @@ def test_start_sets_the_mock_default_and_execs_the_command(binder):
 
 def test_quickstart_executes_offline_under_start(binder, tmp_path):
     checkout, env = binder["checkout"], binder["env"]
-    assert not any(env.get(k) for k in PROVIDER_VARS)
+    assert not [name for name in env if name.endswith(("_API_KEY", "_TOKEN")) and env[name]], (
+        "a key leaked in"
+    )
     took = run(
         [
             "./binder/start",
@@ -341,3 +382,60 @@ def test_quickstart_executes_offline_under_start(binder, tmp_path):
     answers = "\n".join(text_of(c) for c in asks)
     assert "list comprehension" in answers.lower()  # the first question's answer
     assert "mock" in answers  # footers name the backend: the offline mock, no key needed
+
+
+def test_binder_links_jupyterlab_and_the_voila_app_are_served(binder, tmp_path):
+    """What the Binder badges open: /lab, and /voila/render/notebooks/06_askbox_app.ipynb (urlpath=...).
+
+    mybinder.org starts the single-user server through binder/start; here ``jupyter server``
+    (with the same extensions: jupyterlab, voila) on 127.0.0.1, without a token.
+    """
+    checkout, port = binder["checkout"], free_port()
+    args = ["./binder/start", "jupyter", "server", "--no-browser", "--ServerApp.ip=127.0.0.1"]
+    args += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token="]
+    args += [f"--ServerApp.root_dir={checkout}", "--ServerApp.password="]
+    args += ["--allow-root"] if os.geteuid() == 0 else []
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(args, cwd=checkout, env=binder["env"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    kernels: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while get_status(url) != 200:
+            assert server.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "jupyter server did not start:\n" + log.read_text()[-3000:]
+            time.sleep(0.3)
+        status, page = get(f"{url}/lab", timeout=30)
+        assert status == 200 and "JupyterLab" in page, (status, page[:500])
+
+        # Voila runs the notebook in a kernel while rendering the page: code stripped, widgets in
+        status, page = get(f"{url}/voila/render/notebooks/06_askbox_app.ipynb", timeout=120)
+        kernels = children(server.pid)
+        assert status == 200, (status, page[-2000:])
+        assert "Ask a model: a notebook app" in page
+        assert "settings = ttt_magic.configure" not in page, "Voila showed the notebook's code"
+        assert "Traceback" not in page, page[-3000:]
+        assert page.count("application/vnd.jupyter.widget-view+json") >= 2  # the panel and the ask box
+    finally:
+        kernels |= children(server.pid) if server.poll() is None else set()
+        server.send_signal(signal.SIGTERM)  # the server shuts its kernels down
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in kernels) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in kernels if alive(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"kernels {left} outlived the server"
+
+
+def get_status(url: str) -> int | None:
+    try:
+        return get(f"{url}/api/status", timeout=2)[0]
+    except (urllib.error.URLError, OSError):
+        return None

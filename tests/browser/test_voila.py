@@ -159,9 +159,19 @@ def test_voila_app_streams_and_stop_keeps_the_partial_answer(app):
     samples: list[tuple[float, str]] = []
     stop_enabled_while_streaming = []
     deadline = time.monotonic() + 30
-    while len(distinct_growing([s for _, s in samples])) < 5 and time.monotonic() < deadline:
-        samples.append((time.monotonic(), answer.inner_text()))
+    first_text_at = None
+    while time.monotonic() < deadline:  # about two seconds of a six-second answer, then Stop
+        now, text = time.monotonic(), answer.inner_text()
+        samples.append((now, text))
         stop_enabled_while_streaming.append(not stop.is_disabled())
+        if text.strip() and first_text_at is None:
+            first_text_at = now
+        if (
+            first_text_at
+            and now - first_text_at >= 2.0
+            and len(distinct_growing([s for _, s in samples])) >= 5
+        ):
+            break
         time.sleep(0.1)
     growing = distinct_growing([s for _, s in samples])
     assert len(growing) >= 5, f"the answer did not stream: {growing!r}"
