@@ -86,8 +86,11 @@ def format_line(snap: Snapshot) -> str:
         parts.append(f"{snap.failed:,} failed")
     if snap.resumed:
         parts.append(f"{snap.resumed:,} resumed")
-    if snap.rate:
-        parts.append(f"{snap.rate:.1f}/s")
+    rate = snap.rate
+    if rate >= 1:
+        parts.append(f"{rate:.1f}/s")
+    elif rate > 0:
+        parts.append(f"{rate * 60:.1f}/min")
     if snap.stopped:
         parts.append(snap.stopped)
     elif snap.done < snap.total:
