@@ -410,7 +410,7 @@ def test_record_from_the_fake_openai_server_then_replay_offline(rec, openai_serv
 def test_usage_counts_replayed_answers_as_calls_with_no_cost(rec):
     import ttt_magic
 
-    usage = importlib.import_module("ttt_magic.usage")
+    usage = importlib.import_module("ttt_magic.accounting")
     configure(record=str(rec))
     ttt_magic.ask("count me", backend="echo")
     configure(record=None, replay=str(rec), replay_speed=0)
