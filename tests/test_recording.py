@@ -352,6 +352,11 @@ def test_status_and_report(rec):
     assert "Recording answers to" in text and "mode fallthrough" in text
 
 
+def test_replaying_tells_the_router_when_a_backend_may_be_unneeded(rec):
+    assert not recording.replaying(get_config())
+    assert recording.replaying(configure(replay=str(rec)))
+
+
 def test_replay_settings_are_validated():
     from ttt_magic.errors import ConfigError
 

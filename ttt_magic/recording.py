@@ -52,6 +52,7 @@ __all__ = [
     "intercept",
     "load",
     "match_key",
+    "replaying",
     "status",
 ]
 
@@ -401,6 +402,16 @@ async def intercept(call: Resolved, proceed: Handler) -> AsyncIterator[Item]:
     finally:
         if finished and end is not None and not end.metadata.get("replayed"):
             _record(record_path, call, parts, end)
+
+
+def replaying(settings: Any) -> bool:
+    """True when answers may come from a recording.
+
+    The router should then route, and run the chain, even when the chosen
+    backend is unavailable: a replay answers before the backend is used, and
+    only an ask that is not recorded (with ``replay_mode: fallthrough``) needs it.
+    """
+    return bool(settings.get("replay"))
 
 
 def ensure_installed() -> None:
