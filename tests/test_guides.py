@@ -344,6 +344,20 @@ def test_every_option_of_a_magic_is_documented(name):
     assert not stale, f"docs/magics.md, %{name}: documents options the magic does not have: {stale}"
 
 
+def test_readme_magics_table_names_only_real_options():
+    from ttt_magic.notebook.magics import TTTMagics
+
+    real = {o for action in TTTMagics.ask.parser._actions for o in action.option_strings}
+    real |= set(re.findall(r"--[a-z][\w-]*", TTTMagics.ttt_config.__doc__ or ""))
+    rows = [line for line in read(ROOT / "README.md").splitlines() if line.startswith("| `%")]
+    assert rows, "README.md has no magics table"
+    named = {o for row in rows for o in _documented_options(row)}
+    stale = sorted(named - real)
+    assert not stale, f"README.md's magics table names options that do not exist: {stale}"
+    choices = next(a.choices for a in TTTMagics.ask.parser._actions if "--format" in a.option_strings)
+    assert f"-f {{{','.join(choices)}}}" in read(ROOT / "README.md"), "README.md's -f choices are out of date"
+
+
 def test_every_configurable_trait_is_documented():
     from ttt_magic.notebook.magics import TTTMagics
 
