@@ -37,6 +37,8 @@ class EchoBackend(BaseBackend):
     backend_name = "echo"
     #: Answers cost nothing (the router can skip pricing them).
     free = True
+    #: Any model name is answered (a default_backend that serves aliases of unavailable backends).
+    serves_any_model = True
 
     async def ask(
         self,

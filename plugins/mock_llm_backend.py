@@ -791,6 +791,8 @@ class MockLLMBackend(BaseBackend):
     backend_name = "mock"
     #: Answers cost nothing (the router can skip pricing them).
     free = True
+    #: Any model name is answered (a default_backend that serves aliases of unavailable backends).
+    serves_any_model = True
     #: It answers with an instance of a ``schema=`` it is given (structured output, natively).
     features = frozenset({"schema"})
 

@@ -194,6 +194,8 @@ class Resolved:
     max_retries: int = 3
     max_retry_wait: float = 30.0
     cache: bool | None = None
+    #: How many configured secrets were masked out of what is sent (see ``withhold``).
+    withheld: int = 0
     #: What the backend does natively (e.g. ``"schema"``: the provider enforces the schema itself).
     features: frozenset[str] = frozenset()
     #: The backend's merged configuration (global settings overlaid with ``backends.<name>``).

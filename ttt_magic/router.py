@@ -23,10 +23,11 @@ from typing import Any
 from .backends.base import error_from_response, error_info
 from .chain import Item, chain
 from .config import Settings, get_config
-from .errors import BackendUnavailable, ProviderError, TTTError
+from .errors import BackendUnavailable, ConfigError, ProviderError, TTTError
 from .models import AIResponse, StreamEnd
 from .registry import PROVIDER_BACKENDS, backend_registry, model_registry
 from .request import Request, Resolved, resolve
+from .withhold import configured_secrets, withhold
 
 __all__ = [
     "Attempt",
@@ -77,6 +78,8 @@ class Route:
     attempts: list[Attempt] = field(default_factory=list)
     #: The settings the decision was made under; execution uses the same ones.
     settings: Settings | None = field(default=None, repr=False, compare=False)
+    #: Said before the error when no backend of the plan could be used (names the alias and why).
+    note: str | None = None
 
     @property
     def plan(self) -> list[tuple[str, str | None]]:
@@ -170,6 +173,7 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
     settings = settings or get_config()
     ensure_discovered()
     steps: list[str] = []
+    _check_default_backend(settings)
 
     if request.backend:
         backend = request.backend
@@ -195,7 +199,20 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
         steps.append(
             f"model {request.model!r}{alias} is served by provider {info.provider!r} -> backend {backend!r}"
         )
-        return _with_fallbacks(Route(backend, info.name, steps), request, settings)
+        ok, why = backend_registry.availability(backend, settings)
+        fixed = settings.default_backend
+        if not ok and fixed != "auto" and _serves_any_model(fixed, settings):
+            steps.append(
+                f"backend {backend!r} is unavailable ({why}); default_backend {fixed!r} "
+                f"({settings.source('default_backend')}) answers any model name: it serves {request.model!r}"
+            )
+            return _with_fallbacks(Route(fixed, request.model, steps), request, settings)
+        route = _with_fallbacks(Route(backend, info.name, steps), request, settings)
+        if not ok:
+            route.note = (
+                f"Model {request.model!r}{alias} is served by backend {backend!r}, which is unavailable:"
+            )
+        return route
 
     proposals = _proposals(request, settings, steps)
     for backend, model, reason in proposals:
@@ -206,6 +223,34 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
         steps.append(f"{reason}, but backend {backend!r} is unavailable: {why}")
     steps.append("no backend available")
     return Route(None, None, steps, error="No backend is available. " + NO_BACKEND_HINT, settings=settings)
+
+
+def _check_default_backend(settings: Settings) -> None:
+    """A ``default_backend`` nobody registered is a configuration error, said as one.
+
+    Otherwise every ask would end in "No backend is available. Set an API
+    key...", which sends the user the wrong way.
+    """
+    name = settings.default_backend
+    if name == "auto" or backend_registry.has(name, settings):
+        return
+    import difflib
+
+    known = sorted(backend_registry.entries(settings))
+    close = difflib.get_close_matches(str(name), known, n=1)
+    raise ConfigError(
+        f"default_backend {name!r} ({settings.source('default_backend')}) is not a registered backend.",
+        hint=(f"Did you mean {close[0]!r}? " if close else "")
+        + f"Registered: {', '.join(known)} (or 'auto'); a plugin that registers it may not be loaded.",
+    )
+
+
+def _serves_any_model(name: str, settings: Settings) -> bool:
+    """Whether backend ``name`` answers whatever model is named (the offline mock and echo do)."""
+    try:
+        return bool(getattr(backend_registry.get(name, settings), "serves_any_model", False))
+    except TTTError:
+        return False
 
 
 def _proposals(request: Request, settings: Settings, steps: list[str]) -> list[tuple[str, str | None, str]]:
@@ -369,6 +414,9 @@ def prepare(
     features = getattr(backend, "features", None)
     if features:
         call.features = frozenset(features)
+    call, withheld = withhold(call, configured_secrets(settings))
+    if withheld:
+        call.withheld = withheld
     return call
 
 
@@ -517,6 +565,8 @@ async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream:
             if failure is None:
                 route.attempts.append(Attempt(backend_name, call.model, "ok", None, wait, elapsed))
                 outcome.response = _finish("".join(parts), route, backend_name, call.model, started, end=end)
+                if call.withheld:
+                    outcome.response.metadata["withheld_secrets"] = call.withheld
                 return
             end = end or getattr(failure, "end", None)
             text = "".join(parts) or getattr(failure, "partial_text", "") or ""
@@ -549,9 +599,10 @@ async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream:
         text, name, used, end, error = kept
         outcome.response = _finish(text, route, name, used, started, end=end, error=error)
         return
-    outcome.response = _finish(
-        "", route, route.backend, route.model, started, error=errors[0] if errors else route.error
-    )
+    error = errors[0] if errors else route.error
+    if route.note and error and all(a.outcome == "unavailable" for a in route.attempts):
+        error = f"{route.note} {error}"
+    outcome.response = _finish("", route, route.backend, route.model, started, error=error)
 
 
 async def complete(route: Route, request: Request) -> AIResponse:
