@@ -1,6 +1,6 @@
 """The event-loop bridge: one daemon thread owns an asyncio loop for all sync calls.
 
-Why not ``asyncio.run`` or nest_asyncio (see DESIGN.md): inside ipykernel a loop
+Why not ``asyncio.run`` or nest_asyncio (see docs/architecture.md): inside ipykernel a loop
 already runs on the main thread, so ``asyncio.run`` fails there, and patching
 the loop to re-enter is process-global and breaks under newer ipykernel, uvloop
 and anyio. A private loop on its own thread works the same in a notebook, a
