@@ -442,8 +442,13 @@ async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
     free = bool(getattr(backend, "free", False))
     send = getattr(backend, "send", None)
     if send is not None:
+        chars = 0
         async for item in send(call):
-            yield price(item, model=call.model, free=free) if isinstance(item, StreamEnd) else item
+            if isinstance(item, StreamEnd):
+                item = price(_estimated(item, call, chars), model=call.model, free=free)
+            else:
+                chars += len(item)
+            yield item
         return
     kwargs = call.backend_kwargs()
     if call.stream:
@@ -482,6 +487,25 @@ async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
     if response.text:
         yield response.text
     yield price(end, model=call.model, free=free)
+
+
+def _estimated(end: StreamEnd, call: Resolved, chars: int) -> StreamEnd:
+    """Token counts for a server that reported none (llama.cpp streams, some proxies), marked estimated.
+
+    Counted by ``tokens.count`` (words of four characters, punctuation one
+    each): close enough for totals and budgets, and said to be an estimate in
+    ``metadata["tokens_estimated"]`` and the footer (``~120 tokens``).
+    """
+    if end.tokens_in is not None and end.tokens_out is not None:
+        return end
+    from . import tokens
+
+    if end.tokens_in is None:
+        end.tokens_in = tokens.count_messages(call.messages())
+    if end.tokens_out is None:
+        end.tokens_out = max(1, -(-chars // tokens.CHARS_PER_TOKEN)) if chars else 0
+    end.metadata["tokens_estimated"] = True
+    return end
 
 
 def _timeout_error(backend: str, call: Resolved) -> ProviderError:

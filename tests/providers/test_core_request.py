@@ -319,3 +319,31 @@ def test_timeout_error_names_the_backend(openai_on_fake):
     assert chunks.response.failed and "openai" in chunks.response.error.lower()
     assert text and chunks.response.text == text  # the part that arrived is kept
     assert isinstance(ProviderError("x"), Exception)
+
+
+# ------------------------------------------------- servers that say less, proxies that retry
+
+
+def test_a_stream_without_usage_gets_estimated_tokens_marked_as_such(openai_on_fake):
+    openai_on_fake.usage_style = "none"
+    chunks = ttt_magic.stream("Say hello to the world", backend="openai", model="gpt-4o-mini")
+    assert "".join(chunks) == "Hello, world!"
+    answer = chunks.response
+    assert answer.metadata["tokens_estimated"] is True
+    assert answer.tokens_in > 0 and answer.tokens_out > 0
+    assert answer.cost is not None  # so totals and budgets still work
+
+
+def test_reported_usage_is_not_marked_estimated(openai_on_fake):
+    answer = ttt_magic.ask("Hi", backend="openai", model="gpt-4o-mini")
+    assert (answer.tokens_in, answer.tokens_out) == (12, 4)
+    assert "tokens_estimated" not in answer.metadata
+
+
+def test_per_backend_max_retries_is_honoured(openai_on_fake):
+    configure(max_retries=3, backends={"openai": {"max_retries": 0}})
+    openai_on_fake.fail_next("status", times=3, status=503)
+    answer = ttt_magic.ask("Hi", backend="openai", model="gpt-4o-mini")
+    assert answer.failed
+    assert len(openai_on_fake.requests) == 1  # behind a retrying proxy: one try, no stacking
+    assert [a["outcome"] for a in answer.route["attempts"]] == ["error"]
