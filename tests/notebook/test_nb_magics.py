@@ -45,6 +45,24 @@ def test_split_line_keeps_the_prompt_verbatim(parser, line, tokens, prompt):
     assert split_line(line, parser) == (tokens, prompt)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--bogus hello", "Unknown option --bogus. "),
+        ("-m fast --tempreature 0.5 hi", "Unknown option --tempreature (did you mean --temperature?). "),
+        ("-q what", "Unknown option -q. "),
+        ("--max-token=5 hi", "Unknown option --max-token (did you mean --max-tokens?). "),
+    ],
+)
+def test_split_line_refuses_unknown_options(parser, line, message):
+    from ttt_magic.notebook.options import BadInput
+
+    with pytest.raises(BadInput) as refused:
+        split_line(line, parser)
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value)
+
+
 def test_options_parse_to_values(shell):
     line = "-m fast -b mock -t 0.5 --max-tokens 9 -f code -o v --insert hi"
     opts, prompt = magics(shell)._parse_ask(line, None)
@@ -104,11 +122,12 @@ class Probe:
 def test_terminal_chunks_reach_stdout_as_they_arrive(shell, monkeypatch):
     Probe.seen, Probe.buffer = [], io.StringIO()
     ttt_magic.register_backend("probe", Probe.make())
-    monkeypatch.setattr(sys, "stdout", Probe.buffer)
     try:
-        shell.run_cell("%ask -b probe go")
+        # Its own context: monkeypatch.undo() would also undo the suite's isolated environment.
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "stdout", Probe.buffer)
+            shell.run_cell("%ask -b probe go")
     finally:
-        monkeypatch.undo()
         ttt_magic.backend_registry.unregister("probe")
     assert Probe.seen == [True] * 5
     assert Probe.buffer.getvalue().startswith("<0><1><2><3><4>\n[probe · ")
@@ -323,7 +342,11 @@ def test_unload_removes_everything(shell):
     assert "ask" not in shell.magics_manager.magics["cell"]
     assert not any(isinstance(c, TTTMagics) for c in shell.configurables)
     assert protect_questions not in shell.input_transformers_cleanup
+    from ttt_magic.errors import TTTError
+
+    assert TTTError not in shell.custom_exceptions
     shell.run_line_magic("load_ext", "ttt_magic")  # the fixture unloads again
+    assert TTTError in shell.custom_exceptions
     assert "ask" in shell.magics_manager.magics["cell"]
 
 

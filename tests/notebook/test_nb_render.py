@@ -10,11 +10,16 @@ import pytest
 from ttt_magic.models import AIResponse
 from ttt_magic.notebook.render import (
     INTERRUPTED_MARK,
+    RouteView,
     StreamView,
     TerminalView,
     extract_code,
+    fenced_code,
     final_bundle,
+    footer_html,
     footer_text,
+    provenance,
+    route_text,
 )
 
 
@@ -153,6 +158,113 @@ def test_footer_text_omits_unknowns_and_shows_cost():
     assert footer_text(response(cost=0.0123)) == "mock-1 · mock · 3 in / 40 out · 1.2 s · $0.0123"
     assert footer_text(AIResponse("x", backend="echo", time_taken=0.004)) == "echo · 4 ms"
     assert footer_text(None) == ""
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"truncated": True},
+        {"finish_reason": "length"},  # OpenAI, Ollama
+        {"finish_reason": "max_tokens"},  # Anthropic
+        {"finish_reason": "MAX_TOKENS"},  # Gemini
+    ],
+)
+def test_footer_says_when_an_answer_was_cut_by_max_tokens(metadata):
+    cut = response("x", metadata=metadata)
+    assert footer_text(cut) == "mock-1 · mock · 3 in / 40 out · 1.2 s · cut off at max_tokens"
+    assert provenance(cut)["truncated"] is True
+    assert "truncated" not in provenance(response("x", metadata={"finish_reason": "stop"}))
+
+
+def test_footer_marks_cached_answers_and_carries_notes():
+    cached = response("x", metadata={"cached": True}, time_taken=None)
+    assert footer_text(cached) == "mock-1 · mock · 3 in / 40 out · cached"
+    assert provenance(cached)["cached"] is True
+    assert footer_text(cached, notes=["nothing inserted"]).endswith(" · cached · nothing inserted")
+    assert footer_text(None, notes=["a note"]) == "a note"
+
+
+def test_footer_plain_text_for_the_cli_and_escaped_for_html():
+    answer = AIResponse("x", model="<m>", backend="b&b")
+    assert footer_text(answer, elapsed=2.5) == "<m> · b&b · 2.5 s"  # the CLI measures its own time
+    assert footer_html(answer, notes=["<no code>"]) == "&lt;m&gt; · b&amp;b · &lt;no code&gt;"
+    data, _ = final_bundle("hi", "markdown", answer)
+    assert data["text/markdown"].endswith("<sub>&lt;m&gt; · b&amp;b</sub>")
+
+
+def test_notes_show_even_with_the_footer_off():
+    data, _ = final_bundle("hi", "markdown", response("hi"), footer=False, notes=["a key was withheld"])
+    assert data["text/markdown"] == "hi\n\n<sub>a key was withheld</sub>"
+    failed, _ = final_bundle("", "markdown", response("", error="No key."), footer=False, notes=["n"])
+    assert failed["text/html"].endswith("<sub>n</sub>")
+    out = io.StringIO()
+    TerminalView(out=out, footer=False).finish(response("hi"), text="hi", notes=["n"])
+    assert out.getvalue() == "hi\n[n]\n"
+
+
+def test_errors_are_one_line_of_plain_text():
+    data, _ = final_bundle("", "markdown", response("", error="No API key."), footer=False)
+    assert data["text/plain"] == "ttt-magic: No API key."
+    from ttt_magic.notebook.render import error_bundle
+
+    bundle = error_bundle("Unknown model 'x'.", "Did you mean 'y'?")
+    assert bundle["text/plain"] == "ttt-magic: Unknown model 'x'. Did you mean 'y'?"
+    assert "<br>" in bundle["text/html"]
+
+
+def test_fenced_code_is_none_without_a_fence():
+    assert fenced_code("Just prose, no code.") is None
+    assert fenced_code("Run:\n~~~bash\nls\n~~~\n") == ("ls", "bash")
+
+
+ROUTE = {
+    "backend": "down",
+    "model": None,
+    "steps": ["default_backend 'down'"],
+    "fallbacks": [["echo", None]],
+    "error": None,
+    "attempts": [
+        {"backend": "down", "model": None, "outcome": "error", "error": "boom", "wait": 0.0, "elapsed": 0.1},
+        {"backend": "echo", "model": "echo", "outcome": "ok", "error": None, "wait": 0.5, "elapsed": 0.0},
+    ],
+}
+
+
+def test_route_text_reads_the_record_an_answer_keeps():
+    assert route_text(ROUTE).splitlines() == [
+        "Route: backend=down model=(backend default)",
+        "  1. default_backend 'down'",
+        "  fallbacks: echo",
+        "  attempt down/-: error - boom",
+        "  attempt echo/echo after 0.50s: ok",
+    ]
+    assert route_text(None) == "Route: not recorded for this answer."
+
+
+def test_route_text_matches_what_a_route_says_of_itself():
+    from ttt_magic.router import Attempt, Route
+
+    attempts = [Attempt(**a) for a in ROUTE["attempts"]]
+    route = Route(
+        backend="down", model=None, steps=ROUTE["steps"], fallbacks=[("echo", None)], attempts=attempts
+    )
+    assert route_text(route) == route.explain() == route_text(route.to_dict())
+
+
+def test_route_view_replaces_one_display_or_prints_only_new_lines():
+    rec = Recorder()
+    before = {**ROUTE, "attempts": []}
+    view = RouteView(rec)
+    view.show(before)
+    view.show(before)  # unchanged: nothing sent
+    view.show(ROUTE)
+    assert [kind for kind, _, _ in rec.messages] == ["display_data", "update_display_data"]
+    assert rec.messages[-1][1]["text/plain"] == route_text(ROUTE)
+    out = io.StringIO()
+    printed = RouteView(out=out)
+    printed.show(before)
+    printed.show(ROUTE)
+    assert out.getvalue() == route_text(ROUTE) + "\n"  # each line once, attempts after the answer
 
 
 def test_interrupted_keeps_partial_text_marked():
