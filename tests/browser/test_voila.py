@@ -36,7 +36,7 @@ from conftest import ARTIFACTS, require_browser_tools, save_failure_screenshot
 from lab_page import distinct_growing
 from voila_server import REPO, VoilaServer, alive, start_voila
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 NOTEBOOK = REPO / "notebooks" / "06_askbox_app.ipynb"
 QUESTION = "Explain what a Python list comprehension is"
@@ -151,10 +151,17 @@ def test_voila_app_streams_and_stop_keeps_the_partial_answer(app):
     # 2. ask: the answer streams in
     prompt = box.locator(".ttt-prompt textarea")
     prompt.click()
-    prompt.press_sequentially(QUESTION)
+    prompt.press_sequentially(QUESTION, delay=30)  # a fast typist
+    # ... who then moves to the button. (Clicking Ask in the same instant as the last keystroke
+    # can send the question before the last keystrokes reach the kernel: ipywidgets buffers
+    # value updates while one is unacknowledged, but sends the click at once.)
+    page.wait_for_timeout(1000)
     ask = box.locator(".ttt-ask button, button.ttt-ask").first
     stop = box.locator(".ttt-stop button, button.ttt-stop").first
     ask.click()
+    question = box.locator(".ttt-question").first
+    question.wait_for(state="visible")
+    assert question.inner_text().strip().endswith(QUESTION), question.inner_text()
     answer = box.locator(".ttt-answer").first
     samples: list[tuple[float, str]] = []
     stop_enabled_while_streaming = []
@@ -181,6 +188,7 @@ def test_voila_app_streams_and_stop_keeps_the_partial_answer(app):
     spread = first_seen[growing[-1]] - first_seen[growing[0]]
     assert spread >= 0.3, f"the answer arrived in one burst ({spread:.2f} s), not streamed"
     assert any(stop_enabled_while_streaming) and ask.is_disabled()
+    assert prompt.input_value() == "", "the question stayed in the box after Ask"
 
     # 3. Stop mid-answer: the partial answer stays, marked; nothing more arrives
     before_stop = answer.inner_text()
