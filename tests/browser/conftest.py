@@ -144,22 +144,14 @@ def nb_name(request: pytest.FixtureRequest) -> str:
 # ------------------------------------------------------------- pages served by something else (Voila)
 
 
-def require_browser_tools(*modules: str) -> None:
-    """Skip, or with ``CI=true`` fail, when Chromium, Playwright or one of ``modules`` is missing."""
-    reason = _missing()
-    for module in modules:
-        if reason is None and importlib.util.find_spec(module) is None:
-            reason = f"{module} not installed (pip install -e .[test])"
-    if reason:
-        if _in_ci():
-            pytest.fail(f"browser tests cannot run: {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def bare_browser() -> Iterator[Any]:
     """Headless Chromium without a JupyterLab server; module-scoped for the reason ``browser`` is."""
-    require_browser_tools()
+    reason = _missing()
+    if reason and _in_ci():
+        pytest.fail(f"browser tests cannot run: {reason}")
+    if reason:
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -170,14 +162,21 @@ def bare_browser() -> Iterator[Any]:
             chromium.close()
 
 
-def save_failure_screenshot(page: Any, request: pytest.FixtureRequest) -> None:
-    """A full-page screenshot in test-artifacts/ when the test's call failed (or never ran)."""
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and not report.failed:
-        return
-    ARTIFACTS.mkdir(exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+@pytest.fixture
+def bare_page(bare_browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh 1100 x 900 page in its own context; a screenshot goes to test-artifacts/ if the test fails."""
+    context = bare_browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
     try:
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    except Exception:  # a crashed page must not hide the real failure
-        pass
+        yield page
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is None or report.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            except Exception:  # a crashed page must not hide the real failure
+                pass
+        context.close()
