@@ -301,7 +301,7 @@ def test_ipython_blocks(doc, shell):
         ttt_magic.last_response = None
         out = io.StringIO()
         with redirect_stdout(out):
-            result = shell.run_cell(block.body, store_history=True)
+            result = shell.run_cell(block.body)
         printed = out.getvalue()
         if os.environ.get("DOCS_SHOW_OUTPUT"):
             sys.__stdout__.write(f"\n===== {block.label}\n{block.body}----- output\n{printed}")
