@@ -49,19 +49,17 @@ def _request(prompt: Any, kwargs: dict[str, Any], where: str) -> tuple[Request, 
     history = kwargs.get("history")
     request = Request(prompt, **{**kwargs, "history": list(history or [])})
     settings = scope.effective()
-    _interceptors(settings)
+    _interceptors(settings, request)
     return request, router.decide(request, settings)
 
 
-def _interceptors(settings: Any) -> None:
-    """Load the optional chain links the settings ask for (cheap when none is on)."""
+def _interceptors(settings: Any, request: Request) -> None:
+    """Load the optional chain links the settings or the call ask for (cheap when none is on)."""
     values = settings.values
-    if values.get("cache") or values.get("record") or values.get("replay"):
-        from . import cache
+    if request.cache or values.get("cache") or values.get("record") or values.get("replay"):
+        from . import cache  # installs the cache and record/replay links
 
-        ensure = getattr(cache, "ensure_installed", None)
-        if ensure is not None:
-            ensure()
+        cache.ensure_installed()
 
 
 def _interrupted(text: str, decided: Route) -> AIResponse:

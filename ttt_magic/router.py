@@ -221,6 +221,10 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
             steps.append(f"{reason}: backend {backend!r}" + (f", model {model!r}" if model else ""))
             return _with_fallbacks(Route(backend, model, steps), request, settings)
         steps.append(f"{reason}, but backend {backend!r} is unavailable: {why}")
+    if proposals and settings.get("replay"):
+        backend, model, reason = proposals[0]
+        steps.append(f"replaying {settings.get('replay')}: recorded answers need no backend, so {reason}")
+        return _with_fallbacks(Route(backend, model, steps), request, settings)
     steps.append("no backend available")
     return Route(None, None, steps, error="No backend is available. " + NO_BACKEND_HINT, settings=settings)
 
@@ -386,17 +390,27 @@ def _finish(
     )
 
 
-def _usable_backend(route: Route, name: str, model: str | None, settings: Settings, errors: list[str]) -> Any:
-    """The backend instance, or None (recorded as an "unavailable" attempt)."""
+def _usable_backend(name: str, settings: Settings) -> tuple[Any, TTTError | None]:
+    """(the backend instance or None, why it cannot be used or None)."""
+    backend = None
     try:
         backend = backend_registry.get(name, settings)
         if not backend.is_available:
             raise BackendUnavailable(backend.unavailable_reason or f"Backend {name!r} is unavailable.")
     except TTTError as exc:
-        route.attempts.append(Attempt(name, model, "unavailable", str(exc)))
-        errors.append(str(exc))
-        return None
-    return backend
+        return backend, exc
+    return backend, None
+
+
+class _Unusable:
+    """Stands in for a backend that cannot be used, so a replay can still answer through the chain."""
+
+    def __init__(self, error: TTTError) -> None:
+        self.error = error
+
+    async def send(self, call: Resolved) -> AsyncIterator[Item]:
+        raise BackendUnavailable(str(self.error))
+        yield ""  # pragma: no cover - makes this an async generator
 
 
 def prepare(
@@ -541,11 +555,20 @@ async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream:
     errors: list[str] = []
     kept: tuple[str, str, str | None, StreamEnd | None, str] | None = None  # a failure's partial text
     for backend_name, model in route.plan:
-        backend = _usable_backend(route, backend_name, model, settings, errors)
-        if backend is None:
-            continue
-        call = prepare(request, backend, backend_name, model, settings, stream=stream)
-        handler = chain.wrap(lambda c, b=backend: call_backend(b, c))
+        backend, unusable = _usable_backend(backend_name, settings)
+        if unusable is not None:
+            if not settings.get("replay"):
+                route.attempts.append(Attempt(backend_name, model, "unavailable", str(unusable)))
+                errors.append(str(unusable))
+                continue
+            # A recording may answer without the backend: run the chain, whose innermost
+            # link says why the backend cannot be used if the answer was not recorded.
+            call = prepare(request, backend, backend_name, model, settings, stream=stream)
+            stand_in: Any = _Unusable(unusable)
+            handler = chain.wrap(lambda c, b=stand_in: call_backend(b, c))
+        else:
+            call = prepare(request, backend, backend_name, model, settings, stream=stream)
+            handler = chain.wrap(lambda c, b=backend: call_backend(b, c))
         wait = 0.0
         for retry in range(call.max_retries + 1):
             if wait:
