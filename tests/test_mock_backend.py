@@ -470,3 +470,13 @@ def test_ask_f_json_on_the_mock_renders_valid_json(capsys):
     assert "Invalid JSON" not in out
     value = json.loads(out[: out.rindex("}") + 1])
     assert [c["name"] for c in value["colours"]] == ["colour 1", "colour 2"]
+
+
+def test_structured_answers_through_the_api():
+    """``ask(..., schema=...)``: the mock answers an instance, which the schema check accepts as is."""
+    from ttt_magic import ask
+
+    answer = ask("Describe a city", backend="mock", schema={"city": str, "year": int, "tags": [str]})
+    assert answer.succeeded, answer.error
+    assert set(answer.data) == {"city", "year", "tags"} and isinstance(answer.data["year"], int)
+    assert json.loads(str(answer)) == answer.data
