@@ -489,6 +489,20 @@ def test_base_urls_are_checked(key, value):
         configure(**{key: value})
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0.0.0.0", "http://0.0.0.0"),
+        ("box:11434", "http://box:11434"),
+        (":11434", "http://127.0.0.1:11434"),
+        ("https://[::1]:8443/", "https://[::1]:8443"),
+    ],
+)
+def test_ollama_host_forms_that_ollama_accepts(monkeypatch, raw, expected):
+    monkeypatch.setenv("OLLAMA_HOST", raw)
+    assert get_config().ollama_base_url == expected
+
+
 def test_custom_model_fields_are_typed():
     """The catalogue and the cost arithmetic trust ModelInfo's types; every field has a converter."""
     from dataclasses import fields as dataclass_fields

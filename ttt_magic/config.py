@@ -144,6 +144,9 @@ def _url(value: Any) -> str:
         raise ValueError("expected a URL such as http://127.0.0.1:11434")
     if "://" not in text:  # OLLAMA_HOST is often "127.0.0.1:11434" or "0.0.0.0"
         text = "http://" + text
+    scheme, sep, rest = text.partition("://")
+    if rest.startswith(":"):  # OLLAMA_HOST=":11434": Ollama's own default host
+        text = f"{scheme}{sep}127.0.0.1{rest}"
     if any(c.isspace() or not c.isprintable() for c in text):
         raise ValueError("a URL cannot contain spaces or control characters")
     try:
@@ -516,21 +519,21 @@ _SETTINGS = [
         "timeout",
         _number(float, 0.001, MAX_SECONDS),
         30.0,
-        "seconds allowed for each attempt",
+        "seconds allowed for each attempt (at most 86400)",
         ("TTT_TIMEOUT",),
     ),
     Setting(
         "max_retries",
         _number(int, 0, MAX_RETRIES),
         3,
-        "retries of a retryable failure before falling back",
+        "retries of a retryable failure before falling back (at most 100)",
         ("TTT_MAX_RETRIES",),
     ),
     Setting(
         "max_retry_wait",
         _number(float, 0, MAX_SECONDS),
         30.0,
-        "cap in seconds on one wait between retries (Retry-After included)",
+        "cap in seconds on one wait between retries (Retry-After included; at most 86400)",
     ),
     Setting(
         "enable_fallbacks",
