@@ -561,8 +561,12 @@ def test_configure_accepts_every_kind_of_known_backend():
         default_backend="box",
     )
     reset()
-    write(Path.cwd() / "ttt.yaml", "backends:\n  filed: {type: openai-compatible}\n")
+    write(Path.cwd() / "ttt.yaml", "backends:\n  filed: {type: openai-compatible}\n  tuned: {timeout: 3}\n")
     configure(default_backend="filed")  # defined in a file
+    with pytest.raises(ConfigError, match="no backend is called 'tuned'"):
+        configure(default_backend="tuned")  # settings for a backend are not a backend
+    with pytest.raises(ConfigError, match="unknown type 'bogus'"):
+        configure(backends={"new": {"type": "bogus"}}, default_backend="new")
 
     class Later(BaseBackend):
         backend_name = "later"

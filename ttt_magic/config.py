@@ -29,7 +29,10 @@ __all__ = [
     "Settings",
     "config_files",
     "configure",
+    "display_path",
+    "escape_surrogates",
     "get_config",
+    "readable",
     "reset",
     "subscribe",
 ]
@@ -316,6 +319,10 @@ def _backend_keys() -> dict[str, Callable[[Any], Any]]:
 def _backend_settings(
     conf: Mapping[Any, Any], where: str, keys: dict[str, Callable[[Any], Any]], *, nested: bool = False
 ) -> dict[Any, Any]:
+    """One backend's settings (or its ``config``), each known key converted, key-like ones cleaned.
+
+    ``None`` stays: it means "use the global value", as ``Settings.backend_config`` reads it.
+    """
     out: dict[Any, Any] = {}
     for key, raw in conf.items():
         label = f"{where}.{_label(key)}"
@@ -324,7 +331,7 @@ def _backend_settings(
                 raise ValueError(f"{label}: expected a mapping")
             out[key] = _backend_settings(raw, label, keys, nested=True)
             continue
-        if raw is None:  # "use the global value"
+        if raw is None:
             out[key] = None
             continue
         convert = _secret_text if isinstance(key, str) and _looks_secret(key) else keys.get(key)
@@ -1102,20 +1109,15 @@ def _require_known_backend(name: str, pending: dict[str, Any]) -> None:
     """
     if name == "auto":
         return
-    from .registry import backend_registry
+    known = _known_backends(pending)
+    if name not in known:
+        from .plugins import ensure_discovered
 
-    known = set(backend_registry.entries(_empty_settings()))
-    known |= set(pending.get("backends") or {})
-    if name in known:
-        return
-    from .plugins import ensure_discovered
-
-    try:
-        ensure_discovered()
-        known |= set(backend_registry.entries(_empty_settings()))
-        known |= set(get_config().backends)  # class_path/type backends from files and env
-    except ConfigError:  # a broken file is reported by the next get_config(), not here
-        pass
+        try:
+            ensure_discovered()
+        except ConfigError:  # a broken file is reported by the next get_config(), not here
+            pass
+        known = _known_backends(pending)
     if name in known:
         return
     choices = sorted(known | {"auto"})
@@ -1126,9 +1128,23 @@ def _require_known_backend(name: str, pending: dict[str, Any]) -> None:
     )
 
 
-def _empty_settings() -> Settings:
-    """Settings with no ``backends:``, to list the registered backends without the configured ones."""
-    return Settings({name: s.default for name, s in SCHEMA.items()}, {})
+def _known_backends(pending: dict[str, Any]) -> set[str]:
+    """Registered backends, and those configured by ``type``/``class_path`` (this call's included)."""
+    from .registry import backend_registry
+
+    try:
+        configured = get_config().backends
+    except ConfigError:
+        configured = {}
+    backends = deep_merge(configured, pending.get("backends") or {})
+    return set(backend_registry.entries(_empty_settings(backends)))
+
+
+def _empty_settings(backends: dict[str, Any]) -> Settings:
+    """Default settings but for ``backends``: what the registry needs to list the backends."""
+    values = {name: s.default for name, s in SCHEMA.items()}
+    values["backends"] = backends
+    return Settings(values, {})
 
 
 def reset() -> None:
