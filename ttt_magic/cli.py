@@ -10,7 +10,9 @@ Subcommands::
 
 The answer goes to standard output and everything else (the footer, errors) to
 standard error, so ``python -m ttt_magic ask ... > answer.md`` keeps only the
-answer. Exit codes: 0 success, 1 the answer failed, 2 bad usage, 130 interrupted.
+answer. Every message is one line. Exit codes: 0 success, 1 the answer failed
+(for ``route``: no backend of the route could answer now), 2 bad usage or bad
+configuration (nothing was sent), 130 interrupted.
 """
 
 from __future__ import annotations
