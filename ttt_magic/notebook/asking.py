@@ -72,14 +72,12 @@ class AskRun:
         self.route: Any = None  # the route the answer takes, when a stream tells it before the answer
 
     def run(self) -> None:
-        """Ask, then conclude; a usage error (bad model, temperature...) is a one-line refusal."""
-        from ..errors import UsageError
+        """Ask (streamed or whole), then conclude.
 
-        try:
-            response = self._streamed() if self.settings.stream and not self.opts.no_stream else self._whole()
-        except UsageError as exc:
-            self.host.usage_failure(exc.message, exc.hint, self.opts.out)
-            return
+        A ``UsageError`` (bad model, temperature...) is raised before anything
+        is sent; the magic shows it as a one-line refusal.
+        """
+        response = self._streamed() if self.settings.stream and not self.opts.no_stream else self._whole()
         self._conclude(response)
 
     def _streamed(self) -> Any:

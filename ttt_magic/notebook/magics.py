@@ -192,14 +192,17 @@ class TTTMagics(Magics):
         goes after ``--``. The answer is kept in ``ttt_magic.last_response`` (and
         VAR with ``-o VAR``).
         """
+        from ..errors import UsageError
+        from .asking import AskRun
+
         try:
             opts, prompt = self._parse_ask(line, cell)
         except (IPythonUsageError, BadInput) as exc:
             return self.usage_failure(str(exc), None, None)
-        from .asking import AskRun
-
         try:
             AskRun(self, opts, prompt).run()
+        except UsageError as exc:  # raised before anything was sent (a bad model, a broken config file)
+            return self.usage_failure(exc.message, exc.hint, opts.out)
         except KeyboardInterrupt:
             # The partial answer is already shown, marked; re-raise so "Run All" stops,
             # with a traceback that ends here rather than deep in the stream machinery.
