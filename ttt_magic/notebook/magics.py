@@ -3,7 +3,15 @@
 Loading must cost almost nothing, so this module imports only IPython and
 traitlets (already loaded by any IPython) and our small rendering helpers;
 ``ttt_magic.api``, the config, registries, YAML and widgets are imported
-inside the magic functions, on first use.
+inside the magic functions, on first use. What one ``%%ask`` does, step by
+step, is ``asking.AskRun``; this module parses the line and owns what outlives
+one ask (conversations, ``last_response``, the choice of view).
+
+``%ask`` and ``%ttt_config`` opt out of IPython's expansion of ``{expr}`` and
+``$name`` in magic lines: that expansion evaluates code, and would fill a
+prompt before our interpolation could withhold keys (or honour ``--raw``).
+While the extension is loaded, ttt_magic's usage errors raised by plain code
+in a cell are shown in one line (``usage_errors.py``).
 
 Settings can also come from IPython's own configuration system:
 ``%config TTTMagics.default_backend = "mock"`` or, in ``ipython_config.py``,
