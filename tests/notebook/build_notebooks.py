@@ -220,18 +220,26 @@ Write a poem about the sea
     md("""
 ## Fallbacks
 
-When the chosen backend is unavailable or fails, the next one of `fallback_order` answers.
-`-m openai/gpt-4.1-mini` names a cloud model: without a key the cloud backend is unavailable
-and `mock` takes over; the route records every attempt.
+When the chosen backend fails or is unavailable, the next one of `fallback_order` answers, and
+the route records every attempt. The mock backend fails on purpose when a prompt contains
+`[fail]`; here the `echo` backend takes over:
 """),
-    code("%ttt_config fallback_order=[mock]"),
+    code("%ttt_config fallback_order=[echo]"),
     code("""
-%%ask -m openai/gpt-4.1-mini --explain
-Say hello quickly
+%%ask --explain
+[fail] Say hello quickly
 """),
     code("""
 import ttt_magic
 [(a["backend"], a["outcome"]) for a in ttt_magic.last_response.route["attempts"]]
+"""),
+    md("""
+A cloud model without its key: `--explain` says that the cloud backend is unavailable and which
+backend answers instead.
+"""),
+    code("""
+%%ask -m openai/gpt-4.1-mini --explain
+Say hello quickly
 """),
     md("""
 ## Where settings come from
