@@ -108,6 +108,7 @@ def test_conversions_and_format_specs_apply_like_fstrings(text: str, expected: s
         "{n !r}",
         "{p.broken!r}",
         "{name: value}",  # a dict-like literal whose key happens to be a variable
+        "{n:999999999} {n:.100000000f}",  # would build a gigabyte before truncation
     ],
 )
 def test_specs_that_fail_or_fields_that_do_not_resolve_stay_as_written(text: str) -> None:

@@ -55,6 +55,9 @@ _INT_RE = re.compile(r"-?[0-9]+")
 _LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+\*?$")
 _WORD_BEFORE_RE = re.compile(r"\\?[A-Za-z0-9}]*$")
 _CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
+_SPEC_NUMBER_RE = re.compile(r"[0-9]+")
+#: Widths and precisions above this stay literal: ``{n:999999999}`` would build a gigabyte first.
+MAX_SPEC_NUMBER = 10_000
 
 
 class Unresolved(Exception):
@@ -168,6 +171,8 @@ def _field_text(field: str, namespace: Mapping[str, Any]) -> str:
     value = resolve_field(reference, namespace)
     if conversion is None and not spec:
         return _plain_text(value)
+    if spec and any(int(n) > MAX_SPEC_NUMBER for n in _SPEC_NUMBER_RE.findall(spec)):
+        raise Unresolved(field)
     try:
         if conversion is not None:
             value = _CONVERSIONS[conversion](value)
