@@ -97,14 +97,36 @@ def find_python(wanted: tuple[int, int]) -> tuple[str, tuple[int, int]]:
     return found[closest], closest
 
 
+_NOT_IN_A_CLONE = {
+    ".git",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".ipynb_checkpoints",
+    "test-artifacts",
+}
+
+
 def repo_files() -> list[str]:
-    """What a clone would hold: tracked files plus new ones not ignored (working-tree contents)."""
-    out = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    )
+    """What a clone would hold: tracked files plus new ones not ignored (working-tree contents).
+
+    Without git (an unpacked archive), every file outside the usual local-only folders.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+        for folder, dirs, names in os.walk(REPO):
+            dirs[:] = [
+                d for d in dirs if d not in _NOT_IN_A_CLONE and not d.startswith((".venv", "__pycache__"))
+            ]
+            files += [str((Path(folder) / name).relative_to(REPO)) for name in names]
+        return files
     return [name for name in out.stdout.decode().split("\0") if name and (REPO / name).is_file()]
 
 
