@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from . import router, runner, scope
-from .models import AIResponse, Message
+from .errors import UsageError
+from .models import AIResponse, Message, Thinking
 from .request import REQUEST_ARGS, Request, check_kwargs
 from .router import Route, StreamOutcome
 
@@ -50,7 +51,24 @@ def _request(prompt: Any, kwargs: dict[str, Any], where: str) -> tuple[Request, 
     request = Request(prompt, **{**kwargs, "history": list(history or [])})
     settings = scope.effective()
     _interceptors(settings, request)
-    return request, router.decide(request, settings)
+    decided = router.decide(request, settings)
+    if request.effort is not None:
+        _check_effort(request, decided, settings)
+    return request, decided
+
+
+def _check_effort(request: Request, decided: Route, settings: Any) -> None:
+    """``effort=`` for a model the catalogue marks as not reasoning is refused before sending."""
+    from .registry import model_registry
+
+    info = model_registry.get_model(decided.model, settings) if decided.model else None
+    if info is None or "reasoning" in info.capabilities:
+        return  # unknown to the catalogue: the provider has the last word
+    thinkers = [m.name for m in model_registry.list_models(info.provider) if "reasoning" in m.capabilities]
+    offer = f" Reasoning models of {info.provider}: {', '.join(thinkers[:4])}." if thinkers else ""
+    raise UsageError(
+        f"Model {info.name!r} does not reason, so effort={request.effort!r} has nothing to control.{offer}"
+    )
 
 
 def _interceptors(settings: Any, request: Request) -> None:
@@ -126,19 +144,39 @@ class _Answer:
     """What both stream forms share: the request, the route, the text so far, the end."""
 
     def __init__(
-        self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
+        self,
+        request: Request,
+        decided: Route,
+        on_done: Callable[[AIResponse], Any] | None = None,
+        *,
+        parts: bool = False,
     ) -> None:
         self.request = request
         self.route = decided
         self.response: AIResponse | None = None
+        #: Whether iteration yields the model's thinking too (as ``Thinking`` pieces).
+        self.parts = parts
         self._parts: list[str] = []
+        self._thoughts: list[str] = []
         self._outcome = StreamOutcome()
         self._on_done = on_done
 
     @property
     def text(self) -> str:
-        """The text received so far."""
+        """The answer text received so far."""
         return "".join(self._parts)
+
+    @property
+    def thinking(self) -> str:
+        """The thinking received so far (with ``parts=True``; else on ``.response.reasoning``)."""
+        return "".join(self._thoughts)
+
+    def _take(self, chunk: str | Thinking) -> str | Thinking:
+        if isinstance(chunk, Thinking):
+            self._thoughts.append(chunk.text)
+        else:
+            self._parts.append(chunk)
+        return chunk
 
     def _done(self, response: AIResponse) -> None:
         self.response = response
@@ -147,11 +185,14 @@ class _Answer:
 
     def _finished(self) -> None:
         final = self._outcome.response  # an empty failed AIResponse is falsy: test for None
-        self._done(final if final is not None else _interrupted(self.text, self.route))
+        self._done(final if final is not None else self._cut())
 
     def _stop(self) -> None:
         if self.response is None:
-            self._done(_interrupted(self.text, self.route))
+            self._done(self._cut())
+
+    def _cut(self) -> AIResponse:
+        return _interrupted(self.text, self.route).copy_with(reasoning=self.thinking or None)
 
 
 class AnswerStream(_Answer):
@@ -165,10 +206,15 @@ class AnswerStream(_Answer):
     """
 
     def __init__(
-        self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
+        self,
+        request: Request,
+        decided: Route,
+        on_done: Callable[[AIResponse], Any] | None = None,
+        *,
+        parts: bool = False,
     ) -> None:
-        super().__init__(request, decided, on_done)
-        self._iterator: runner.SyncStream[str] | None = None
+        super().__init__(request, decided, on_done, parts=parts)
+        self._iterator: runner.SyncStream[str | Thinking] | None = None
         #: Seconds of silence after which iteration yields ``""`` (a display can refresh);
         #: None (the default) yields only text.
         self.heartbeat: float | None = None
@@ -182,8 +228,8 @@ class AnswerStream(_Answer):
         if self._iterator is None:
             # The factory holds the request, not this object, so dropping the last
             # reference to a stream (e.g. `break` in a for loop over it) cancels it.
-            route, request, outcome = self.route, self.request, self._outcome
-            self._iterator = runner.iterate(lambda: router.stream(route, request, outcome))
+            route, request, outcome, parts = self.route, self.request, self._outcome, self.parts
+            self._iterator = runner.iterate(lambda: router.stream(route, request, outcome, parts=parts))
             if self.heartbeat:
                 self._iterator.idle = (self.heartbeat, "")
         try:
@@ -194,8 +240,7 @@ class AnswerStream(_Answer):
         except BaseException:
             self._stop()
             raise
-        self._parts.append(chunk)
-        return chunk
+        return self._take(chunk)
 
     def close(self) -> None:
         """Cancel the request if it is still running; keeps what arrived."""
@@ -220,21 +265,32 @@ def stream(
     temperature: float | None = None,
     max_tokens: int | None = None,
     history: Iterable[Message] | None = None,
+    parts: bool = False,
     **kwargs: Any,
 ) -> AnswerStream:
-    """Stream the answer: ``for chunk in stream(...)``; then ``.response``."""
+    """Stream the answer: ``for chunk in stream(...)``; then ``.response``.
+
+    Chunks are answer text only; the model's thinking, when it sends one, is
+    on ``.response.reasoning``. With ``parts=True`` the thinking is yielded
+    too, as it arrives, as ``ttt_magic.models.Thinking`` pieces (not ``str``).
+    """
     request, decided = _request(prompt, {**_named(locals()), **kwargs}, "stream")
-    return AnswerStream(request, decided)
+    return AnswerStream(request, decided, parts=parts)
 
 
 class AsyncAnswerStream(_Answer):
     """``async for chunk in astream(...)``; then ``.response``. Runs on the caller's loop."""
 
     def __init__(
-        self, request: Request, decided: Route, on_done: Callable[[AIResponse], Any] | None = None
+        self,
+        request: Request,
+        decided: Route,
+        on_done: Callable[[AIResponse], Any] | None = None,
+        *,
+        parts: bool = False,
     ) -> None:
-        super().__init__(request, decided, on_done)
-        self._agen: AsyncIterator[str] | None = None
+        super().__init__(request, decided, on_done, parts=parts)
+        self._agen: AsyncIterator[str | Thinking] | None = None
 
     def __aiter__(self) -> AsyncAnswerStream:
         return self
@@ -243,7 +299,7 @@ class AsyncAnswerStream(_Answer):
         if self.response is not None:
             raise StopAsyncIteration
         if self._agen is None:
-            self._agen = router.stream(self.route, self.request, self._outcome)
+            self._agen = router.stream(self.route, self.request, self._outcome, parts=self.parts)
         try:
             chunk = await self._agen.__anext__()
         except StopAsyncIteration:
@@ -252,8 +308,7 @@ class AsyncAnswerStream(_Answer):
         except BaseException:
             await self.aclose()
             raise
-        self._parts.append(chunk)
-        return chunk
+        return self._take(chunk)
 
     async def aclose(self) -> None:
         """Cancel the request if still running; keeps what arrived."""
@@ -277,11 +332,12 @@ def astream(
     temperature: float | None = None,
     max_tokens: int | None = None,
     history: Iterable[Message] | None = None,
+    parts: bool = False,
     **kwargs: Any,
 ) -> AsyncAnswerStream:
-    """Async streaming: ``async for chunk in astream(...)``; then ``.response``."""
+    """Async streaming: ``async for chunk in astream(...)``; then ``.response`` (``parts``: see stream)."""
     request, decided = _request(prompt, {**_named(locals()), **kwargs}, "astream")
-    return AsyncAnswerStream(request, decided)
+    return AsyncAnswerStream(request, decided, parts=parts)
 
 
 def _named(values: dict[str, Any]) -> dict[str, Any]:
@@ -340,14 +396,14 @@ class Chat:
     async def aask(self, prompt: str, **kwargs: Any) -> AIResponse:
         return self._remember(prompt, await aask(prompt, **self._kwargs(kwargs)))
 
-    def stream(self, prompt: str, **kwargs: Any) -> AnswerStream:
+    def stream(self, prompt: str, *, parts: bool = False, **kwargs: Any) -> AnswerStream:
         """Stream an answer; the exchange is remembered when the stream completes."""
         request, decided = _request_from(prompt, self._kwargs(kwargs))
-        return AnswerStream(request, decided, on_done=lambda r: self._remember(prompt, r))
+        return AnswerStream(request, decided, on_done=lambda r: self._remember(prompt, r), parts=parts)
 
-    def astream(self, prompt: str, **kwargs: Any) -> AsyncAnswerStream:
+    def astream(self, prompt: str, *, parts: bool = False, **kwargs: Any) -> AsyncAnswerStream:
         request, decided = _request_from(prompt, self._kwargs(kwargs))
-        return AsyncAnswerStream(request, decided, on_done=lambda r: self._remember(prompt, r))
+        return AsyncAnswerStream(request, decided, on_done=lambda r: self._remember(prompt, r), parts=parts)
 
     def reset(self) -> None:
         """Forget the conversation (the system prompt stays)."""

@@ -9,7 +9,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
-__all__ = ["AIResponse", "ImagePart", "Message", "ModelInfo", "Part", "StreamEnd", "TextPart", "text_of"]
+__all__ = [
+    "AIResponse",
+    "ImagePart",
+    "Message",
+    "ModelInfo",
+    "Part",
+    "StreamEnd",
+    "TextPart",
+    "Thinking",
+    "text_of",
+]
 
 
 class TextPart(TypedDict):
@@ -92,6 +102,20 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Thinking:
+    """A piece of the model's reasoning, streamed apart from the answer.
+
+    Not a ``str`` on purpose: code that joins answer chunks must never take
+    thinking for answer text by accident. ``str(piece)`` gives its text.
+    """
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass

@@ -392,7 +392,7 @@ async def intercept(call: Resolved, proceed: Handler) -> AsyncIterator[Item]:
         async for item in proceed(call):
             if isinstance(item, StreamEnd):
                 end = item
-            elif item:
+            elif isinstance(item, str) and item:  # thinking travels in end.reasoning
                 parts.append(str.__str__(item))
             yield item
         finished = True

@@ -41,7 +41,11 @@ REQUEST_ARGS = (
     "images",
     "options",
     "cache",
+    "effort",
 )
+
+#: Reasoning effort levels (``effort=``), mapped by each protocol to its own control.
+EFFORTS = ("low", "medium", "high")
 
 #: Settings that are defaults for a request: a backend instance does not depend on them.
 REQUEST_DEFAULTS = ("temperature", "max_tokens", "system", "timeout", "max_retries")
@@ -129,6 +133,8 @@ class Request:
     options: dict[str, Any] = field(default_factory=dict)
     #: Per-call cache switch: True/False, or None for the configured default.
     cache: bool | None = None
+    #: How hard a reasoning model thinks: "low", "medium" or "high".
+    effort: str | None = None
 
     def __post_init__(self) -> None:
         self.prompt = _check_prompt(self.prompt)
@@ -161,6 +167,8 @@ class Request:
             if not isinstance(turn, dict) or turn.get("role") not in ("system", "user", "assistant"):
                 raise UsageError("history must be a list of {'role': 'user'|'assistant', 'content': str}.")
         self.images = list(self.images or [])
+        if self.effort is not None and self.effort not in EFFORTS:
+            raise UsageError(f"effort must be one of {', '.join(EFFORTS)}, not {self.effort!r}.")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -189,6 +197,7 @@ class Resolved:
     schema: dict[str, Any] | None = None
     images: list[tuple[str, bytes]] = field(default_factory=list)
     stream: bool = True
+    effort: str | None = None
     #: Seconds: the whole call for ``ask``, the silence between chunks for a stream.
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 3
@@ -236,6 +245,8 @@ class Resolved:
             kwargs["schema"] = self.schema
         if self.images:
             kwargs["images"] = list(self.images)
+        if self.effort is not None:
+            kwargs["effort"] = self.effort
         return kwargs
 
     def key_material(self) -> dict[str, Any]:
@@ -250,6 +261,7 @@ class Resolved:
             "options": self.options,
             "schema": self.schema,
             "images": [(mime, hashlib.sha256(data).hexdigest()) for mime, data in self.images],
+            "effort": self.effort,
         }
 
     def key(self) -> str:
@@ -333,6 +345,7 @@ def resolve(
         schema=schema,
         images=list(request.images),
         stream=stream,
+        effort=pick("effort"),
         timeout=_seconds(config.get("timeout"), DEFAULT_TIMEOUT),
         max_retries=max_retries,
         max_retry_wait=_seconds(config.get("max_retry_wait"), 30.0),

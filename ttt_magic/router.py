@@ -24,7 +24,7 @@ from .backends.base import error_from_response, error_info
 from .chain import Item, chain
 from .config import Settings, get_config
 from .errors import BackendUnavailable, ConfigError, ProviderError, TTTError
-from .models import AIResponse, StreamEnd
+from .models import AIResponse, StreamEnd, Thinking
 from .registry import PROVIDER_BACKENDS, backend_registry, model_registry
 from .request import Request, Resolved, resolve
 from .withhold import configured_secrets, withhold
@@ -460,7 +460,7 @@ async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
         async for item in send(call):
             if isinstance(item, StreamEnd):
                 item = price(_estimated(item, call, chars), model=call.model, free=free)
-            else:
+            elif isinstance(item, str):
                 chars += len(item)
             yield item
         return
@@ -538,14 +538,17 @@ class StreamOutcome:
     response: AIResponse | None = None
 
 
-async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream: bool) -> AsyncIterator[str]:
+async def run(
+    route: Route, request: Request, outcome: StreamOutcome, *, stream: bool, parts_wanted: bool = False
+) -> AsyncIterator[str | Thinking]:
     """The attempt loop: walk the plan, retry, back off, fall back; the one loop for ask and stream.
 
     Every attempt goes through the interception chain. With ``stream`` the
     text is yielded as it arrives, and once any has reached the reader a
     failure ends the answer (text kept, ``error`` set) instead of retrying or
     falling back; without it nothing is yielded and every failure may be
-    retried. The final response is left in ``outcome``.
+    retried. The final response is left in ``outcome``. With ``parts_wanted``
+    a stream also yields the model's thinking as ``Thinking`` pieces.
     """
     started = time.perf_counter()
     if route.backend is None:
@@ -575,6 +578,7 @@ async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream:
                 await sleep(wait)
             t0 = time.perf_counter()
             parts: list[str] = []
+            thoughts: list[str] = []
             end: StreamEnd | None = None
             failure: ProviderError | None = None
             items = handler(call)
@@ -583,6 +587,14 @@ async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream:
                 async for item in items:
                     if isinstance(item, StreamEnd):
                         end = item
+                    elif isinstance(item, Thinking):
+                        thoughts.append(item.text)
+                        if stream and parts_wanted:
+                            watch.pause()
+                            yield item
+                            watch.resume()
+                        else:
+                            watch.resume()  # thinking is a sign of life
                     elif item:
                         parts.append(item)
                         if stream:
@@ -611,6 +623,8 @@ async def run(route: Route, request: Request, outcome: StreamOutcome, *, stream:
             elapsed = time.perf_counter() - t0
             if failure is None:
                 route.attempts.append(Attempt(backend_name, call.model, "ok", None, wait, elapsed))
+                if end is not None and thoughts and not end.reasoning:
+                    end.reasoning = "".join(thoughts)
                 outcome.response = _finish("".join(parts), route, backend_name, call.model, started, end=end)
                 if call.withheld:
                     outcome.response.metadata["withheld_secrets"] = call.withheld
@@ -661,9 +675,11 @@ async def complete(route: Route, request: Request) -> AIResponse:
     return outcome.response
 
 
-def stream(route: Route, request: Request, outcome: StreamOutcome) -> AsyncIterator[str]:
+def stream(
+    route: Route, request: Request, outcome: StreamOutcome, *, parts: bool = False
+) -> AsyncIterator[str | Thinking]:
     """Run the plan streaming: yields text chunks, leaves the final response in ``outcome``."""
-    return run(route, request, outcome, stream=True)
+    return run(route, request, outcome, stream=True, parts_wanted=parts)
 
 
 class _IdleWatch:

@@ -643,7 +643,7 @@ async def _collect(handler: Handler, call: Resolved) -> tuple[str, StreamEnd | N
     async for item in handler(call):
         if isinstance(item, StreamEnd):
             end = item
-        elif item:
+        elif isinstance(item, str) and item:  # thinking travels in end.reasoning
             parts.append(item)
     return "".join(parts), end
 

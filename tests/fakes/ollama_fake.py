@@ -34,6 +34,8 @@ class OllamaFake(FakeServer):
         self.answer: list[str] = ["The", " sky", " is", " blue", "."]
         self.usage = {"prompt_eval_count": 26, "eval_count": 5}
         self.done_reason = "stop"
+        #: Thinking sent in ``message.thinking`` before the answer when the request has ``think``.
+        self.thinking: list[str] = ["Blue light ", "scatters most."]
         self._faults: list[dict[str, Any]] = []
         self.route("POST", "/api/chat", self._chat)
         self.route("GET", "/api/tags", self._tags)
@@ -111,10 +113,25 @@ class OllamaFake(FakeServer):
             "eval_count": self.usage["eval_count"],
             "eval_duration": 4535599000,
         }
+        thinks = bool(body.get("think"))
         if body.get("stream") is False:
             final["message"]["content"] = "".join(answer)
+            if thinks:
+                final["message"]["thinking"] = "".join(self.thinking)
             return Reply(body=final)
-        lines = [
+        thought_lines = [
+            json.dumps(
+                {
+                    "model": model,
+                    "created_at": CREATED,
+                    "message": {"role": "assistant", "content": "", "thinking": piece},
+                    "done": False,
+                }
+            )
+            + "\n"
+            for piece in (self.thinking if thinks else [])
+        ]
+        lines = thought_lines + [
             json.dumps(
                 {
                     "model": model,

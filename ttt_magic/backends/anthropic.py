@@ -44,6 +44,9 @@ DEFAULT_MAX_TOKENS = 4096
 #: the catalogue lists no fast Anthropic model (see ``catalogue_default``).
 DEFAULT_MODEL = "claude-haiku-4-5"
 
+#: ``effort=`` -> extended thinking's ``budget_tokens`` (the API's minimum is 1,024).
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+
 #: Anthropic's error ``type`` values and the HTTP status each one stands for, so
 #: an error that arrives as an SSE event is classified like one sent as a status.
 ERROR_STATUS = {
@@ -191,6 +194,12 @@ class MessageStream:
         self.started = False
         self.stopped = False
         self.chars = 0
+        self._thinking: list[str] = []
+
+    def take_thinking(self) -> str:
+        """Thinking text that arrived since the last call (extended thinking's ``thinking_delta``)."""
+        text, self._thinking = "".join(self._thinking), []
+        return text
 
     def handle(self, kind: str | None, data: Any) -> str | None:
         if not isinstance(data, dict):
@@ -206,12 +215,16 @@ class MessageStream:
                 text = delta.get("text") or ""
                 self.chars += len(text)
                 return text or None
-            return None  # thinking_delta, signature_delta, input_json_delta, citations_delta
+            if delta.get("type") == "thinking_delta" and isinstance(delta.get("thinking"), str):
+                self._thinking.append(delta["thinking"])
+            return None  # thinking (kept apart), signature_delta, input_json_delta, citations_delta
         if kind == "content_block_start":
             block = data.get("content_block") or {}
             if block.get("type") == "text" and block.get("text"):
                 self.chars += len(block["text"])
                 return block["text"]
+            if block.get("type") == "thinking" and block.get("thinking"):
+                self._thinking.append(str(block["thinking"]))
             return None
         if kind == "message_start":
             self.started = True
@@ -288,8 +301,12 @@ def parse_message(body: Any, *, model: str | None = None) -> tuple[str, StreamEn
     if not isinstance(blocks, list):
         raise ProviderError("Anthropic returned a message without content.", retryable=True, kind="malformed")
     text = "".join(b.get("text") or "" for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+    thinking = "".join(
+        str(b.get("thinking") or "") for b in blocks if isinstance(b, dict) and b.get("type") == "thinking"
+    )
     usage = body.get("usage") or {}
     end = StreamEnd(
+        reasoning=thinking or None,
         model=model,
         tokens_in=_input_tokens(usage),
         tokens_out=usage.get("output_tokens") if isinstance(usage.get("output_tokens"), int) else None,
@@ -338,17 +355,22 @@ class AnthropicBackend(KeyedBackend):
     # -- the wire format
 
     def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
+        budget = THINKING_BUDGETS.get(call.effort or "")
+        answer_tokens = call.max_tokens or DEFAULT_MAX_TOKENS
         payload = build_payload(
             call.prompt,
             model=provider_id,
             system=call.system,
-            temperature=call.temperature,
-            max_tokens=call.max_tokens or DEFAULT_MAX_TOKENS,
+            # Extended thinking takes no custom temperature, and max_tokens covers thinking too.
+            temperature=None if budget else call.temperature,
+            max_tokens=answer_tokens + budget if budget else answer_tokens,
             history=call.history,
             stream=stream,
             stop=call.params.get("stop"),
             top_p=call.params.get("top_p"),
         )
+        if budget:
+            payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
         payload.update(call.options)
         return Exchange("POST", f"{self.base_url}/v1/messages", payload, self._headers())
 

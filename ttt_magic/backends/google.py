@@ -51,6 +51,9 @@ BLOCKING_REASONS = frozenset(
         "OTHER",
     }
 )
+#: ``effort=`` -> ``thinkingConfig.thinkingBudget`` (tokens).
+THINKING_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576}
+
 #: gRPC status names of Gemini error bodies -> HTTP status, for errors sent inside a stream.
 STATUS_CODES = {
     "INVALID_ARGUMENT": 400,
@@ -186,6 +189,12 @@ class GenerateStream:
         self.usage: dict[str, Any] = {}
         self.chars = 0
         self.safety: list[Any] | None = None
+        self._thinking: list[str] = []
+
+    def take_thinking(self) -> str:
+        """Thought parts that arrived since the last call (``thought: true``)."""
+        text, self._thinking = "".join(self._thinking), []
+        return text
 
     def handle(self, data: Any) -> str | None:
         if not isinstance(data, dict):
@@ -214,6 +223,11 @@ class GenerateStream:
             p["text"]
             for p in parts
             if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+        )
+        self._thinking.extend(
+            p["text"]
+            for p in parts
+            if isinstance(p, dict) and p.get("thought") and isinstance(p.get("text"), str)
         )
         self.chars += len(text)
         return text or None
@@ -247,12 +261,17 @@ class GenerateStream:
             metadata["blocked"] = "prompt" if self.prompt_blocked else "answer"
             if self.safety:
                 metadata["safety_ratings"] = self.safety
+        thoughts = self.usage.get("thoughtsTokenCount")
+        if isinstance(thoughts, int):
+            metadata["thinking_tokens"] = thoughts
+        pending = "".join(self._thinking)
         return StreamEnd(
             model=self.model,
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
             finish_reason=self.finish_reason,
             metadata=metadata,
+            reasoning=pending or None,
         )
 
     def withheld(self) -> ProviderError | None:
@@ -357,6 +376,11 @@ class GeminiBackend(KeyedBackend):
         )
         if call.params.get("seed") is not None:
             payload.setdefault("generationConfig", {})["seed"] = call.params["seed"]
+        if call.effort is not None:
+            payload.setdefault("generationConfig", {})["thinkingConfig"] = {
+                "thinkingBudget": THINKING_BUDGETS[call.effort],
+                "includeThoughts": True,
+            }
         if call.schema is not None:
             generation = payload.setdefault("generationConfig", {})
             generation["responseMimeType"] = "application/json"

@@ -102,6 +102,12 @@ class ChatStream:
         self.done = False
         self.chars = 0
         self.extra: dict[str, Any] = {}
+        self._thinking: list[str] = []
+
+    def take_thinking(self) -> str:
+        """``message.thinking`` that arrived since the last call (with ``think`` on)."""
+        text, self._thinking = "".join(self._thinking), []
+        return text
 
     def handle(self, line: Any) -> str:
         """Text of one line ('' when none); raises ``ProviderError`` for an error line."""
@@ -122,6 +128,9 @@ class ChatStream:
         message = line.get("message") or {}
         text = message.get("content") if isinstance(message, dict) else None
         text = text if isinstance(text, str) else ""
+        thinking = message.get("thinking") if isinstance(message, dict) else None
+        if isinstance(thinking, str) and thinking:
+            self._thinking.append(thinking)
         self.chars += len(text)
         if line.get("done"):
             self.done = True
@@ -147,12 +156,14 @@ class ChatStream:
         meta: dict[str, Any] = {"provider": "ollama", **self.extra}
         if self.provider_model:
             meta["provider_model"] = self.provider_model
+        pending = "".join(self._thinking)
         return StreamEnd(
             model=self.model,
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
             finish_reason=self.finish_reason,
             metadata=meta,
+            reasoning=pending or None,
         )
 
 
@@ -284,6 +295,9 @@ class OllamaBackend(ProtocolBackend):
             options=options,
             keep_alive=cfg.get("keep_alive"),
         )
+        if call.effort is not None:
+            # gpt-oss takes a level; the other thinking models take true.
+            payload["think"] = call.effort if provider_id.startswith("gpt-oss") else True
         if call.schema is not None:
             payload["format"] = call.schema
         payload.update(call.options)

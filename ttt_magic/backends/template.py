@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ProviderError
-from ..models import AIResponse, StreamEnd
+from ..models import AIResponse, StreamEnd, Thinking
 from ..request import REQUEST_ARGS, Request, Resolved, check_kwargs, resolve
+from ..thinking import ThinkSplitter
+from ..thinking import split as split_thinking
 from .base import BaseBackend
 
 __all__ = [
@@ -171,7 +173,7 @@ class ResolvedBackend(BaseBackend):
             async for item in self.send(call):
                 if isinstance(item, StreamEnd):
                     end = item
-                elif item:
+                elif isinstance(item, str) and item:
                     parts.append(item)
         except ProviderError as exc:
             failed = self.failure(exc, model=call.model, text="".join(parts))
@@ -197,10 +199,13 @@ class ResolvedBackend(BaseBackend):
         )
 
     async def astream(self, prompt: Any, **kwargs: Any) -> AsyncIterator[str | StreamEnd]:  # type: ignore[override]
+        """Answer text then a ``StreamEnd`` (thinking, if any, is in its ``reasoning``)."""
         call = self._resolved(prompt, kwargs, stream=True)
         async for item in self.send(call):
             if isinstance(item, StreamEnd):
                 item = price(item, model=call.model, free=self.free)
+            elif isinstance(item, Thinking):
+                continue
             yield item
 
 
@@ -295,43 +300,57 @@ class ProtocolBackend(ResolvedBackend):
 
         name, provider_id = await self.model_ids(call.model)
         exchange = self.exchange(call, provider_id, stream=call.stream)
-        timeout = http.timeout_for({"timeout": call.timeout})
-        context = self._context(name)
+        options = {
+            "headers": exchange.headers,
+            "json": exchange.json,
+            "params": exchange.params,
+            "timeout": http.timeout_for({"timeout": call.timeout}),
+            **self._context(name),
+        }
         withheld: ProviderError | None = None
+        # Thinking sent as text (``<think>...</think>`` first) is split from the answer.
+        splitter = ThinkSplitter() if call.config.get("think_tags", True) is not False else None
+        thoughts: list[str] = []
         try:
             if call.stream:
                 decoder = self.decoder(name)
-                async with http.stream_request(
-                    exchange.method,
-                    exchange.url,
-                    headers=exchange.headers,
-                    json=exchange.json,
-                    params=exchange.params,
-                    timeout=timeout,
-                    **context,
-                ) as response:
+                take = getattr(decoder, "take_thinking", None)
+                async with http.stream_request(exchange.method, exchange.url, **options) as response:
                     async for event in self._events(response):
                         text = self.feed(decoder, event)
+                        native = take() if take is not None else ""
+                        if native:
+                            thoughts.append(native)
+                            yield Thinking(native)
                         if text:
-                            yield text
+                            for part in splitter.feed(text) if splitter else (text,):
+                                if isinstance(part, Thinking):
+                                    thoughts.append(part.text)
+                                yield part
+                for part in splitter.flush() if splitter else ():
+                    if isinstance(part, Thinking):
+                        thoughts.append(part.text)
+                    yield part
                 end = decoder.end()
                 check = getattr(decoder, "withheld", None)
                 withheld = check() if check is not None else None
             else:
-                body = await http.request_json(
-                    exchange.method,
-                    exchange.url,
-                    headers=exchange.headers,
-                    json=exchange.json,
-                    params=exchange.params,
-                    timeout=timeout,
-                    **context,
-                )
+                body = await http.request_json(exchange.method, exchange.url, **options)
                 text, end, withheld = self.parse(body, name)
+                if splitter is not None:
+                    text, thought = split_thinking([text])
+                    if thought:
+                        thoughts.append(thought)
+                if end.reasoning:
+                    thoughts.insert(0, end.reasoning)
+                if thoughts:
+                    yield Thinking("".join(thoughts))
                 if text:
                     yield text
         except ProviderError as exc:
             raise self.translate(exc) from None
+        if thoughts:
+            end.reasoning = "".join(thoughts)
         # Usage and the finish reason first: the answer keeps them even when withheld.
         yield price(end, model=name, free=self.free)
         if withheld is not None:
