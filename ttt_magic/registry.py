@@ -166,11 +166,21 @@ class ModelRegistry:
             guessed = guess_provider(target)
             if guessed:
                 return ModelInfo(name=target, provider=guessed, provider_name=target)
+        # A model a configured backend lists (its ``models:``, or its fetched list while cached).
+        owner = backend_registry.listed_models(settings).get(target)
+        if owner:
+            return ModelInfo(
+                name=target, provider=owner, provider_name=target, description=f"listed by backend {owner!r}"
+            )
         raise UnknownModelError(name, self.suggest(name, settings=settings))
 
     def suggest(self, name: str, n: int = 3, settings: Settings | None = None) -> list[str]:
         models, aliases = self._merged(settings)
-        return difflib.get_close_matches(name, [*models, *aliases], n=n, cutoff=0.5)
+        try:
+            listed = list(backend_registry.listed_models(settings))
+        except Exception:  # a broken backend section must not hide the suggestions
+            listed = []
+        return difflib.get_close_matches(name, [*models, *aliases, *listed], n=n, cutoff=0.5)
 
     def __contains__(self, name: str) -> bool:
         return self.get_model(name) is not None
@@ -309,6 +319,32 @@ class BackendRegistry:
 
     def names(self) -> list[str]:
         return sorted(self.entries())
+
+    def listed_models(self, settings: Settings | None = None) -> dict[str, str]:
+        """Model name -> the configuration-declared backend that lists it (first listed wins).
+
+        From each such backend's ``models:``, then from the model list it
+        fetched (``/models``) while that is cached; never asks a server.
+        """
+        settings = settings or get_config()
+        declared = self._config_entries(settings)
+        found: dict[str, str] = {}
+        for name in declared:
+            listed = (settings.backends.get(name) or {}).get("models")
+            for model in listed if isinstance(listed, list) else ():
+                if isinstance(model, str):
+                    found.setdefault(model, name)
+        with self._lock:
+            instances = [(name, cached[1]) for name, cached in self._instances.items() if name in declared]
+        for name, instance in instances:
+            fetched = getattr(instance, "cached_models", None)
+            try:
+                models = fetched() if callable(fetched) else None
+            except Exception:
+                models = None
+            for model in models or ():
+                found.setdefault(str(model), name)
+        return found
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries()

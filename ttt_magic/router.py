@@ -200,6 +200,10 @@ def decide(request: Request, settings: Settings | None = None) -> Route:
             f"model {request.model!r}{alias} is served by provider {info.provider!r} -> backend {backend!r}"
         )
         ok, why = backend_registry.availability(backend, settings)
+        lister = backend_registry.listed_models(settings).get(info.name) if not ok else None
+        if lister and lister != backend and backend_registry.availability(lister, settings)[0]:
+            steps.append(f"backend {backend!r} is unavailable ({why}); {lister!r} lists {info.name!r}")
+            return _with_fallbacks(Route(lister, info.name, steps), request, settings)
         fixed = settings.default_backend
         if not ok and fixed != "auto" and _serves_any_model(fixed, settings):
             steps.append(
