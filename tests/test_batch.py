@@ -357,7 +357,7 @@ def test_a_429_with_retry_after_slows_the_whole_batch(fake_factory):
     first = arrivals[0]
     # The first request was refused; its batch-mates already in flight may arrive right
     # after it, but nothing else is sent until the server's second has passed.
-    early = [t for t in arrivals if first + 0.2 < t < first + 0.9]
+    early = [t for t in arrivals if first + 0.35 < t < first + 0.9]
     assert early == [], [round(t - first, 2) for t in arrivals]
     assert time.monotonic() - started >= 0.95
 
@@ -446,7 +446,7 @@ def test_ctrl_c_cancels_at_once_keeps_what_finished_and_resumes():
     returned = time.perf_counter()
     timer.cancel()
     assert isinstance(caught.value, KeyboardInterrupt)
-    assert returned - fired[0] < 0.6
+    assert returned - fired[0] < 1.0  # at once (0.1-0.4 s here), with room for a loaded machine
     assert Tally.cancelled == 2 and Tally.inflight == 0  # the slow requests were cancelled
     answers = caught.value.answers
     assert len(answers) == 12 and answers.interrupted
