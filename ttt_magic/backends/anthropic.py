@@ -16,7 +16,15 @@ from ..errors import ProviderError
 from ..models import Message, StreamEnd
 from ..request import Resolved
 from .keyed import KeyedBackend
-from .template import Exchange, catalogue_default, catalogue_ids, configured_default, price
+from .template import (
+    Exchange,
+    alternating,
+    catalogue_default,
+    catalogue_ids,
+    configured_default,
+    only_text,
+    price,
+)
 
 __all__ = [
     "API_VERSION",
@@ -76,23 +84,22 @@ def build_messages(
     consecutive turns of one role are joined. Empty turns are dropped (the API
     rejects empty content).
     """
-    systems: list[str] = []
+    system, turns = alternating(prompt, history)
     messages: list[dict[str, Any]] = []
-    for turn in [*(history or []), {"role": "user", "content": prompt}]:
-        role, content = turn.get("role"), turn.get("content")
-        text = content if isinstance(content, str) else ("" if content is None else str(content))
-        if role == "system":
-            if text:
-                systems.append(text)
-            continue
-        role = "assistant" if role == "assistant" else "user"
-        if not text:
-            continue
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"] += "\n\n" + text
-        else:
-            messages.append({"role": role, "content": text})
-    return ("\n\n".join(systems) or None), messages
+    for role, parts in turns:
+        text = only_text(parts)
+        messages.append({"role": role, "content": text if text is not None else [_block(p) for p in parts]})
+    return system, messages
+
+
+def _block(part: dict[str, Any]) -> dict[str, Any]:
+    """A content part as a Messages API block (images as base64 sources)."""
+    if part.get("type") == "image":
+        import base64
+
+        data = base64.b64encode(part["data"]).decode("ascii")
+        return {"type": "image", "source": {"type": "base64", "media_type": part["mime_type"], "data": data}}
+    return {"type": "text", "text": part.get("text", "")}
 
 
 def build_payload(

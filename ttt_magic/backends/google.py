@@ -19,7 +19,7 @@ from ..models import Message, StreamEnd
 from ..request import Resolved
 from .anthropic import loads_or_none, resolve_model
 from .keyed import KeyedBackend
-from .template import Exchange, catalogue_default, configured_default
+from .template import Exchange, alternating, catalogue_default, configured_default
 
 __all__ = [
     "BLOCKING_REASONS",
@@ -81,23 +81,23 @@ def build_contents(
     ``systemInstruction``; consecutive turns of one role are joined so that
     roles alternate.
     """
-    systems: list[str] = []
-    contents: list[dict[str, Any]] = []
-    for turn in [*(history or []), {"role": "user", "content": prompt}]:
-        role, content = turn.get("role"), turn.get("content")
-        text = content if isinstance(content, str) else ("" if content is None else str(content))
-        if role == "system":
-            if text:
-                systems.append(text)
-            continue
-        if not text:
-            continue
-        role = "model" if role in ("assistant", "model") else "user"
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"][0]["text"] += "\n\n" + text
-        else:
-            contents.append({"role": role, "parts": [{"text": text}]})
-    return ("\n\n".join(systems) or None), contents
+    system, turns = alternating(prompt, history)
+    contents = [
+        {"role": "model" if role == "assistant" else "user", "parts": [_part(p) for p in parts]}
+        for role, parts in turns
+    ]
+    return system, contents
+
+
+def _part(part: dict[str, Any]) -> dict[str, Any]:
+    """A content part as a Gemini part (images inline, base64)."""
+    if part.get("type") == "image":
+        import base64
+
+        return {
+            "inline_data": {"mime_type": part["mime_type"], "data": base64.b64encode(part["data"]).decode()}
+        }
+    return {"text": part.get("text", "")}
 
 
 def build_payload(

@@ -129,6 +129,63 @@ def catalogue_ids(chosen: str, provider: str, prefixes: tuple[str, ...] = ()) ->
     return chosen, chosen
 
 
+# --------------------------------------------------------------------------- conversations
+
+
+def alternating(
+    prompt: Any, history: list[Any] | None = None
+) -> tuple[str | None, list[tuple[str, list[Any]]]]:
+    """A conversation as (system text lifted out of it, turns of alternating roles).
+
+    For the protocols that take the system prompt apart from the turns and
+    want user and assistant to alternate (Anthropic, Gemini): system turns are
+    lifted out, consecutive turns of one role are joined, empty turns dropped.
+    Each turn is (``"user"``/``"assistant"``, content parts); adjacent text
+    parts are joined with a blank line, images kept where they stand.
+    """
+    systems: list[str] = []
+    turns: list[tuple[str, list[Any]]] = []
+    for turn in [*(history or []), {"role": "user", "content": prompt}]:
+        role, parts = turn.get("role"), _parts(turn.get("content"))
+        if role == "system":
+            text = "".join(p["text"] for p in parts if p.get("type") == "text")
+            if text:
+                systems.append(text)
+            continue
+        role = "assistant" if role == "assistant" else "user"
+        if not parts:
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1] = (role, _join(turns[-1][1], parts))
+        else:
+            turns.append((role, parts))
+    return ("\n\n".join(systems) or None), turns
+
+
+def _parts(content: Any) -> list[Any]:
+    if isinstance(content, list):
+        return [p for p in content if isinstance(p, dict) and (p.get("type") != "text" or p.get("text"))]
+    text = content if isinstance(content, str) else ("" if content is None else str(content))
+    return [{"type": "text", "text": text}] if text else []
+
+
+def _join(first: list[Any], second: list[Any]) -> list[Any]:
+    out = list(first)
+    for part in second:
+        if out and part.get("type") == "text" and out[-1].get("type") == "text":
+            out[-1] = {"type": "text", "text": out[-1]["text"] + "\n\n" + part["text"]}
+        else:
+            out.append(part)
+    return out
+
+
+def only_text(parts: list[Any]) -> str | None:
+    """The text of parts that are all text (the common case: a plain string content), else None."""
+    if all(p.get("type") == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return None
+
+
 # --------------------------------------------------------------------------- backends on Resolved
 
 
