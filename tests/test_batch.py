@@ -664,3 +664,86 @@ def test_cli_ask_many_dry_run_and_usage_errors(tmp_path, capsys):
     assert batch.cli_ask_many([str(source), "--template", "{nope}", "-b", "tally"]) == 2
     assert batch.cli_ask_many([str(tmp_path / "missing.csv")]) == 2
     assert batch.cli_ask_many(["--bogus"]) == 2
+
+
+# ----------------------------------------------------------------------------- properties, async interrupts
+
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json_values, st.text(max_size=20))
+def test_json_in_a_template_is_sent_as_written(value, item):
+    import json
+
+    literal = json.dumps(value)
+    assume("{}" not in literal)  # an empty object is the item's placeholder: write it { }
+    template = f"{literal} :: {{}} :: {literal}"
+    prompts = batch._prompts(batch._Inputs([item or "x"], "plain"), template)
+    assert prompts == [f"{literal} :: {item or 'x'} :: {literal}"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="{}ab _^\\\"':", max_size=30))
+def test_any_brace_soup_renders_without_error_and_keeps_its_non_fields(text):
+    tpl = batch.Template(text)
+    rendered = tpl.render({name: f"<{name}>" for name in tpl.fields}, "<item>")
+    # Taking the placeholders back out gives the text as written.
+    restored = rendered.replace("<item>", "{}")
+    for name in tpl.fields:
+        restored = restored.replace(f"<{name}>", "{" + name + "}")
+    assert restored == text
+
+
+def test_cancelling_aask_many_keeps_what_finished_for_a_resume():
+    Tally.slow = 30.0
+    prompts = ["fast 1", "fast 2", "slow 3"]
+
+    async def main():
+        task = asyncio.ensure_future(batch.aask_many(prompts, backend="tally", concurrency=3))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    partial = batch.last_answers()
+    assert partial.interrupted and partial.texts[:2] == ["fast 1!", "fast 2!"]
+    assert Tally.cancelled == 1
+    Tally.slow = 0.0
+    again = ask_many(prompts, backend="tally")
+    assert again.usage["resumed"] == 2 and Tally.seen[-1] == "slow 3"
+
+
+def test_pydantic_answers_become_columns():
+    import json
+
+    pydantic = pytest.importorskip("pydantic")
+    pd = pytest.importorskip("pandas")
+
+    class City(pydantic.BaseModel):
+        city: str
+        year: int
+
+    class Cities(BaseBackend):
+        backend_name = "cities"
+
+        async def ask(self, prompt, **kwargs):
+            return AIResponse(json.dumps({"city": prompt, "year": "1900"}))
+
+    backend_registry.register_backend("cities", Cities)
+    try:
+        answers = ask_many(pd.Series(["Paris", "Rome"], index=[5, 6]), backend="cities", schema=City)
+    finally:
+        backend_registry.unregister("cities")
+    assert answers.failed == [], answers[0].error
+    assert all(isinstance(d, City) for d in answers.data) and answers.data[1].year == 1900
+    frame = answers.to_frame()
+    assert list(frame.index) == [5, 6] and frame.loc[6, "city"] == "Rome" and frame.loc[5, "year"] == 1900

@@ -127,3 +127,38 @@ def test_a_terminal_run_shows_the_text_bar_on_stderr(capsys):
     ask_many([f"p{i}" for i in range(8)], backend="slowish", progress=True)
     err = capsys.readouterr().err
     assert "\r[" in err and "8/8" in err and err.endswith("\n")
+
+
+def test_tqdm_when_there_is_no_ipywidgets(monkeypatch):
+    import types
+
+    made = []
+
+    class FakeTqdm:
+        def __init__(self, total, **kwargs):
+            self.total, self.n, self.postfix, self.closed = total, 0, "", False
+            made.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix_str(self, text, refresh=True):
+            self.postfix = text
+
+        def close(self):
+            self.closed = True
+
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = FakeTqdm
+    package = types.ModuleType("tqdm")
+    package.auto = auto
+    monkeypatch.setitem(sys.modules, "tqdm", package)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    monkeypatch.setattr(progress, "in_kernel", lambda: True)
+    monkeypatch.setattr(progress, "_has", lambda name: name == "tqdm")
+    bar = make(None, 20)
+    assert isinstance(bar, progress.TqdmBar)
+    bar.draw(Snapshot(total=20, done=7, failed=1, tokens=90))
+    bar.close(Snapshot(total=20, done=20, failed=1, tokens=300, cost=0.25))
+    (fake,) = made
+    assert fake.n == 20 and fake.closed and "1 failed" in fake.postfix and "$0.2500" in fake.postfix
