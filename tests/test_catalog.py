@@ -16,7 +16,7 @@ KNOWN = {f.name for f in fields(ModelInfo)}
 PROVIDERS = {"openai", "anthropic", "google", "ollama"}
 LEVELS = {"fast", "medium", "slow"}
 QUALITY = {"low", "medium", "high"}
-CAPABILITIES = {"text", "code", "reasoning", "vision"}
+CAPABILITIES = {"text", "code", "reasoning", "vision", "responses"}  # responses: Responses API only
 
 
 @pytest.fixture(scope="module")

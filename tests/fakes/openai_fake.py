@@ -1,4 +1,7 @@
-"""A fake OpenAI Chat Completions server (``/v1/chat/completions``, ``/v1/models``).
+"""A fake OpenAI server: Chat Completions, the Responses API and the model list.
+
+``/v1/chat/completions``, ``/v1/responses`` (its wire format is in
+``responses_fake.py``) and ``/v1/models``.
 
 Speaks the wire format of the real API: ``chat.completion.chunk`` events as
 ``data: {json}`` SSE lines, a first chunk carrying the assistant role, a last
@@ -11,6 +14,14 @@ Script the answer with ``fake.answer`` (list of text pieces), ``fake.usage``
 (prompt/completion tokens), ``fake.usage_style`` (how the usage chunk looks:
 "empty", "null", "empty-delta", "missing" choices, or "none" for no usage
 chunk) and inject faults with ``fake.fail_next(kind, ...)``.
+
+Servers as they are in the field: ``fake.reject_stream_options = True``
+answers 400 to any request carrying ``stream_options`` (as servers that do
+not know it do); ``fail_next("empty")`` is an HTTP 200 with nothing in it
+(llama.cpp's answer to a streamed prompt that overflows its context);
+``fail_next("no_db")`` is LiteLLM's 400 "No connected db." for a key that is
+not its master key. Models in ``fake.responses_only`` are refused by Chat
+Completions with OpenAI's "only supported in v1/responses".
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import re
 import time
 from typing import Any
 
+from .responses_fake import responses_reply
 from .server import FakeServer, Recorded, Reply
 
 __all__ = ["OpenAIFake"]
@@ -37,6 +49,10 @@ FAULTS = (
     "drip",
     "large",
     "echo_key",
+    "empty",
+    "no_db",
+    "failed",
+    "incomplete",
 )
 
 
@@ -58,11 +74,19 @@ class OpenAIFake(FakeServer):
         prefix: str = "/v1",
         api_key: str | None = None,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4.1-nano", "o3-mini"),
+        responses_only: tuple[str, ...] = ("o3-pro", "gpt-5-pro", "gpt-5-codex"),
     ) -> None:
         super().__init__()
         self.prefix = prefix
         self.api_key = api_key
         self.models = list(models)
+        #: Models only the Responses API serves (listed by /models too).
+        self.responses_only = list(responses_only)
+        #: Answer 400 to a request with ``stream_options`` (a server that does not know it).
+        self.reject_stream_options = False
+        #: Reasoning tokens reported in the usage; a reasoning summary streamed by /responses.
+        self.reasoning_tokens = 0
+        self.reasoning_summary: str | None = None
         self.answer: list[str] = ["Hello", ", ", "world", "!"]
         self.usage = {"prompt_tokens": 12, "completion_tokens": 4}
         self.usage_style = "empty"
@@ -71,7 +95,10 @@ class OpenAIFake(FakeServer):
         self.refusal: str | None = None
         self._faults: list[dict[str, Any]] = []
         self.route("POST", f"{prefix}/chat/completions", self._chat)
+        self.route("POST", f"{prefix}/responses", self._responses)
         self.route("GET", f"{prefix}/models", self._models)
+
+    error_body = staticmethod(error_body)
 
     @property
     def base_url(self) -> str:
@@ -86,7 +113,10 @@ class OpenAIFake(FakeServer):
         """Make the next ``times`` chat requests fail in the way ``kind`` names.
 
         status (status=, headers=, body=), context (400 context_length_exceeded),
-        reset / close (after=N events: RST or clean close mid-stream), stall
+        reset / close (after=N events: RST or clean close mid-stream), empty
+        (HTTP 200 and nothing else, streamed or not), no_db (LiteLLM's 400 for
+        a key that is not its master key), failed / incomplete (Responses API
+        only), stall
         (after=N events, seconds=), malformed (a non-JSON event after N),
         truncated (no [DONE], no finish_reason), error_data (``data: {"error":...}``
         after N events), error_event (``event: error``), drip (one byte at a
@@ -126,14 +156,21 @@ class OpenAIFake(FakeServer):
                 "object": "list",
                 "data": [
                     {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
-                    for m in self.models
+                    for m in [*self.models, *self.responses_only]
                 ],
             }
         )
 
+    def _responses(self, request: Recorded) -> Reply:
+        fault = self._faults.pop(0) if self._faults else {}
+        denied = self._check_auth(request)
+        return denied or responses_reply(self, request, fault)
+
     def _chat(self, request: Recorded) -> Reply:
         fault = self._faults.pop(0) if self._faults else {}
         kind = fault.get("kind")
+        if kind == "no_db":
+            return Reply(400, body=error_body("No connected db.", "no_db_connection", "400"))
         if kind == "echo_key":
             key = request.headers.get("authorization", "").removeprefix("Bearer ")
             return Reply(
@@ -144,6 +181,22 @@ class OpenAIFake(FakeServer):
             return denied
         body = request.json or {}
         model = body.get("model")
+        if self.reject_stream_options and "stream_options" in body:
+            return Reply(
+                400,
+                body=error_body(
+                    "Unrecognized request argument supplied: stream_options", "invalid_request_error"
+                ),
+            )
+        if model in self.responses_only:
+            return Reply(
+                404,
+                body=error_body(
+                    "This model is only supported in v1/responses and not in v1/chat/completions.",
+                    "invalid_request_error",
+                    param="model",
+                ),
+            )
         if kind == "status":
             return Reply(
                 fault.get("status", 500),
@@ -178,6 +231,10 @@ class OpenAIFake(FakeServer):
         created = int(time.time())
         cid = "chatcmpl-fake123"
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if kind == "empty":  # llama.cpp, a streamed prompt over its context: 200, then nothing
+            if body.get("stream"):
+                return Reply(chunks=[], content_type="text/event-stream; charset=utf-8")
+            return Reply(body=b"", content_type="application/json")
         if not body.get("stream"):
             return Reply(
                 body={

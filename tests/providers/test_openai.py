@@ -194,7 +194,7 @@ def test_models_cached_and_status(openai_fake):
         return first, second, status
 
     first, second, status = run(go())
-    assert first == second == ["gpt-4o-mini", "gpt-4.1-nano", "o3-mini"]
+    assert first == second == ["gpt-4o-mini", "gpt-4.1-nano", "o3-mini", "o3-pro", "gpt-5-pro", "gpt-5-codex"]
     assert sum(r.path == "/v1/models" for r in openai_fake.requests) == 1  # status() uses the cache too
     assert status["available"] is True and status["base_url"] == openai_fake.url
     assert status["models"] == first

@@ -34,11 +34,11 @@ __all__ = [
     "close_all_clients",
     "error_from_status",
     "get_client",
+    "iter_json_lines",
     "open_client_count",
     "parse_retry_after",
     "probe_status",
     "redact",
-    "iter_json_lines",
     "request_bytes",
     "request_json",
     "server_label",
@@ -263,28 +263,35 @@ def server_label(url: str) -> str:
 
 def _error_fields(body: bytes | str | None) -> tuple[str, str, str]:
     """(message, type, code) from any provider's error body; empty strings when absent."""
+    return _error_details(body)[:3]
+
+
+def _error_details(body: bytes | str | None) -> tuple[str, str, str, str]:
+    """(message, type, code, param) from any provider's error body; empty strings when absent."""
     if body is None:
-        return "", "", ""
+        return "", "", "", ""
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
     try:
         data = _json.loads(text)
     except ValueError:
-        return _first_line(text), "", ""
+        return _first_line(text), "", "", ""
     if isinstance(data, list) and data and isinstance(data[0], dict):  # Gemini sometimes wraps in a list
         data = data[0]
     if not isinstance(data, dict):
-        return _first_line(text), "", ""
+        return _first_line(text), "", "", ""
     err = data.get("error", data)
     if isinstance(err, str):  # Ollama: {"error": "..."}
-        return _first_line(err), "", ""
+        return _first_line(err), "", "", ""
     if not isinstance(err, dict):
-        return _first_line(text), "", ""
-    message = err.get("message") or data.get("message") or ""
+        return _first_line(text), "", "", ""
+    message = err.get("message") or data.get("message") or data.get("detail") or ""
     etype = err.get("type") or err.get("status") or ""
     code = err.get("code")
     if code is None and isinstance(data.get("type"), str) and data.get("type") != "error":
         code = data["type"]
-    return _first_line(str(message)), str(etype or ""), "" if code is None else str(code)
+    param = err.get("param")
+    param = "" if param in (None, "None", "null") else str(param)
+    return _first_line(str(message)), str(etype or ""), "" if code is None else str(code), param
 
 
 def _first_line(text: str, limit: int = 240) -> str:
@@ -339,6 +346,63 @@ def _key_hint(provider: str, key_env: str | None) -> str:
     return f"Check the API key configured for {provider}."
 
 
+#: Error types/codes that name a credential problem, whatever the HTTP status.
+_KEY_TYPES = re.compile(
+    r"auth|api_?key|invalid_key|key_invalid|credential|invalid_token|token_expired|expired_token"
+)
+#: Messages that name a credential problem (LiteLLM's "No connected db." answers a key that is
+#: not its master key when it keeps no database of virtual keys).
+_KEY_WORDS = (
+    "api key",
+    "api_key",
+    "apikey",
+    "invalid key",
+    "master key",
+    "virtual key",
+    "no connected db",
+    "authorization header",
+    "bearer token",
+    "invalid token",
+    "expired token",
+    "not authenticated",
+    "unauthorized",
+)
+
+
+def _key_problem(message: str, etype: str, code: str) -> bool:
+    """Whether an error body says the key (or its absence) is the problem."""
+    if _KEY_TYPES.search(f"{etype} {code}".lower()):
+        return True
+    low = message.lower()
+    return any(word in low for word in _KEY_WORDS)
+
+
+def _request_hint(status: int, message: str, etype: str, param: str, model: str | None) -> str:
+    """What to check for a refused request, worded by its status and the server's error type."""
+    low = f"{message} {etype}".lower()
+    if param:
+        return f"Check the request's {param!r} (the server names it as the problem)."
+    if status == 413:
+        return "The request is too large for the server: shorten the prompt or history, or send fewer images."
+    if status == 405:
+        return (
+            "The server does not take this request at this address: check the base URL "
+            "(it usually ends in /v1)."
+        )
+    if "model" in low:
+        named = f" {model!r}" if model else ""
+        return f"Check the model name{named}: the server may not serve it under that name."
+    if status == 422 or "unsupported" in low or "unrecognized" in low or "unknown" in low or "extra" in low:
+        return (
+            "The server does not take one of the request's fields: drop it, or check the server's "
+            "documentation."
+        )
+    return (
+        "The server refused the request as sent: its message above says why "
+        "(check the model name and the parameters)."
+    )
+
+
 def error_from_status(
     status: int,
     body: bytes | str | None,
@@ -355,7 +419,7 @@ def error_from_status(
     is never shown); ``secret``, when given, is scrubbed from anything the
     provider echoed back.
     """
-    pmsg, etype, code = _error_fields(body)
+    pmsg, etype, code, param = _error_details(body)
     pmsg = redact(pmsg, secret)
     low = f"{pmsg} {etype} {code}".lower()
     retry_after = parse_retry_after(headers)
@@ -390,6 +454,15 @@ def error_from_status(
             status=status,
             retryable=False,
             kind="context_length",
+        )
+
+    if status == 404 and "v1/responses" in low:
+        return ProviderError(
+            f"{who} serves {model or 'this model'} only through its Responses API (HTTP 404){said}",
+            hint="Leave backends.openai.api unset (or set it to 'responses') so such models use /responses.",
+            status=404,
+            retryable=False,
+            kind="wrong_api",
         )
 
     if status == 404:
@@ -456,9 +529,27 @@ def error_from_status(
             kind="server",
         )
 
+    named = ", ".join(x for x in (etype, code) if x and x != str(status))
+    label = f"HTTP {status}, {named}" if named else f"HTTP {status}"
+    if 400 <= status < 500 and _key_problem(pmsg, etype, code):
+        note = ""
+        if "no connected db" in low:
+            note = (
+                " (A LiteLLM proxy says this when the key is not its master key and it has no"
+                " database of virtual keys.)"
+            )
+        return ProviderError(
+            f"{who} refused the request ({label}){said}",
+            hint="This is a key problem. " + _key_hint(provider, key_env) + note,
+            status=status,
+            retryable=False,
+            retry_after=retry_after,
+            kind="auth",
+        )
+
     return ProviderError(
-        f"{who} rejected the request (HTTP {status}){said}",
-        hint="Check the model name and the request's parameters.",
+        f"{who} rejected the request ({label}){said}",
+        hint=_request_hint(status, pmsg, etype, param, model),
         status=status,
         retryable=False,
         retry_after=retry_after,
@@ -466,9 +557,13 @@ def error_from_status(
     )
 
 
-def _start_hint(provider: str) -> str:
+def _start_hint(provider: str, url: str = "") -> str:
     if provider.lower() in ("ollama", "local"):
         return "Start Ollama with `ollama serve`, set OLLAMA_HOST, or use backend='mock'."
+    from .probe import is_local
+
+    if url and is_local(url):
+        return f"Nothing listens there: start the server, or check the configured {provider} base URL."
     return f"Check the network connection and the configured {provider} base URL."
 
 
@@ -492,7 +587,7 @@ def transport_error(
     else:
         message, kind = f"Request to {provider} at {where} failed ({type(exc).__name__}).", "connection"
     hint = (
-        _start_hint(provider)
+        _start_hint(provider, url)
         if kind == "connect"
         else "Usually temporary: try again; raise `timeout` in the configuration if answers are slow."
         if kind == "timeout"

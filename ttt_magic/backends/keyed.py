@@ -8,15 +8,20 @@ Subclasses name their provider in class attributes and speak their protocol.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ProviderError
 from ..secrets import reveal
 from .template import ProtocolBackend
 
 __all__ = ["KeyedBackend"]
+
+#: Seconds ``status()`` waits for the models endpoint, and how long its answer is reused.
+PROBE_TIMEOUT = 3.0
+PROBE_TTL = 5.0
 
 
 class KeyedBackend(ProtocolBackend):
@@ -40,6 +45,7 @@ class KeyedBackend(ProtocolBackend):
         base = cfg.get("base_url") or cfg.get(self.base_url_setting) or self.default_base_url
         self.base_url = str(base).rstrip("/")
         self._models_cache: tuple[float, list[str]] | None = None
+        self._check_cache: tuple[float, dict[str, Any]] | None = None
 
     @property
     def key_env(self) -> str | None:
@@ -104,9 +110,96 @@ class KeyedBackend(ProtocolBackend):
         """Ask the provider's models endpoint (each protocol has its own shape and paging)."""
         return []
 
-    async def status(self) -> dict[str, Any]:
+    def cached_models(self) -> list[str] | None:
+        """The last fetched model list while it is fresh, else None (never asks the network)."""
+        ttl = float(self.backend_config.get("models_ttl") or self.models_ttl)
+        cached = self._models_cache
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return list(cached[1])
+        return None
+
+    def configured_models(self) -> list[str]:
+        """The model names of ``backends.<name>.models`` (strings only)."""
+        listed = self.backend_config.get("models")
+        if not isinstance(listed, list):
+            return []
+        return [str(m) for m in listed if isinstance(m, (str, int, float)) and not isinstance(m, bool)]
+
+    def reachability(self) -> dict[str, Any]:
+        """What is known of the server without asking it (``{}`` here; a probing backend says more)."""
+        return {}
+
+    async def check(self) -> dict[str, Any]:
+        """Ask the server's models endpoint, briefly: reachable? key accepted? which models?
+
+        The answer (``reachable``, ``available``, ``reason``, ``key_refused``,
+        ``models``, ``models_error``) is remembered for ``probe_ttl`` seconds
+        (default 5); a model list fetched successfully is reused for
+        ``models_ttl``. Bounded by ``probe_timeout`` seconds (default 3).
+        """
         from .http import server_label
 
-        info = await super().status()
-        info["base_url"] = server_label(self.base_url)
+        cfg = self.backend_config
+        now = time.monotonic()
+        ttl = _seconds(cfg.get("probe_ttl"), PROBE_TTL)
+        if self._check_cache is not None and now - self._check_cache[0] < ttl:
+            return dict(self._check_cache[1])
+        timeout = _seconds(cfg.get("probe_timeout"), PROBE_TIMEOUT)
+        where = server_label(self.base_url)
+        result: dict[str, Any]
+        try:
+            models = await asyncio.wait_for(self.models(), timeout)
+        except asyncio.TimeoutError:
+            result = {
+                "reachable": False,
+                "available": False,
+                "reason": f"{self.provider_label} at {where} did not answer within {timeout:g} s.",
+            }
+        except ProviderError as exc:
+            said = f"{exc} {exc.hint}" if exc.hint else str(exc)
+            if exc.kind in ("connect", "timeout", "connection"):
+                result = {"reachable": False, "available": False, "reason": said}
+            elif exc.kind == "auth":
+                result = {"reachable": True, "available": False, "key_refused": True, "reason": said}
+            else:  # it answers, but not the models list: requests may still work
+                result = {
+                    "reachable": True,
+                    "available": True,
+                    "models": self.configured_models(),
+                    "models_error": str(exc),
+                }
+        else:
+            result = {"reachable": True, "available": True, "models": models}
+        result.setdefault("models", [])
+        self._check_cache = (time.monotonic(), result)
+        return dict(result)
+
+    async def status(self) -> dict[str, Any]:
+        """Availability as routing sees it, then a short probe of the server (see ``check``).
+
+        Without a key nothing is sent. ``reachable`` says whether anything
+        answered, ``key_refused`` whether it turned the key down; ``reason``
+        says what to do when ``available`` is false.
+        """
+        from .http import server_label
+
+        info: dict[str, Any] = {
+            "backend": self.name,
+            "available": bool(self.is_available),
+            "base_url": server_label(self.base_url),
+        }
+        if not info["available"]:
+            info["reason"] = self.unavailable_reason
+            info["models"] = []
+            info.update(self.reachability())
+            return info
+        info.update(await self.check())
         return info
+
+
+def _seconds(value: Any, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default

@@ -1,5 +1,10 @@
 """OpenAI Chat Completions (``POST {base}/chat/completions``), and every server that speaks it.
 
+The ``openai`` backend also speaks OpenAI's Responses API (``POST
+{base}/responses``, in ``responses.py``) for the models only it serves, chosen
+per model (the catalogue's ``responses`` capability, or
+``backends.<name>.api: responses|chat``).
+
 Three backends share one protocol implementation:
 
 - ``OpenAIBackend`` ("openai"): api.openai.com (or ``openai_base_url``) with
@@ -17,18 +22,30 @@ carry ``choices: []``, ``null``, ``[{"delta": {}}]`` or no ``choices`` at all;
 errors may arrive mid-stream as ``data: {"error": ...}`` or ``event: error``;
 reasoning models (o1, o3, o4, gpt-5) take ``max_completion_tokens`` and only
 their default temperature.
+
+Servers as they are in the field: a server that refuses ``stream_options``
+(400 naming it) is asked once more without it, and that is remembered for the
+backend (``backends.<name>.stream_usage: false`` says so up front); a
+streamed answer that arrives as an empty 200 (llama.cpp when the prompt
+overflows its context) is not retried and says so, comparing the prompt's
+estimated size with the model's context length (the catalogue's, or
+``backends.<name>.context_length``); a configured server on this machine is
+probed (``GET {base}/models``, cached for a few seconds) before it is counted
+available.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import BackendUnavailable, ProviderError
 from ..models import Message, StreamEnd
 from ..request import Resolved
 from ..secrets import reveal
+from . import responses
 from .keyed import KeyedBackend
 from .template import Exchange, catalogue_ids, configured_default, model_info
 
@@ -38,6 +55,7 @@ __all__ = [
     "OpenAICompatibleBackend",
     "OpenRouterBackend",
     "build_payload",
+    "empty_stream_error",
     "is_reasoning_model",
     "parse_completion",
 ]
@@ -60,8 +78,9 @@ def build_payload(
     stream: bool = True,
     reasoning: bool | None = None,
     extra: dict[str, Any] | None = None,
+    stream_usage: bool = True,
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions``."""
+    """The JSON body of ``POST /chat/completions`` (``stream_usage``: ask for the usage chunk)."""
     reasoning = is_reasoning_model(model) if reasoning is None else reasoning
     payload: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
     if temperature is not None and not (reasoning and float(temperature) != 1.0):
@@ -70,7 +89,8 @@ def build_payload(
         payload["max_completion_tokens" if reasoning else "max_tokens"] = int(max_tokens)
     if stream:
         payload["stream"] = True
-        payload["stream_options"] = {"include_usage": True}
+        if stream_usage:
+            payload["stream_options"] = {"include_usage": True}
     for key, value in (extra or {}).items():
         if value is not None:
             payload[key] = value
@@ -107,6 +127,25 @@ def stream_error(data: Any, provider: str, *, secret: str | None = None) -> Prov
     )
 
 
+def empty_stream_error(provider: str, *, streamed: bool = True) -> ProviderError:
+    """An HTTP 200 that carried nothing at all: no text, no error, no end (not worth retrying as is).
+
+    ``OpenAIBackend.send`` adds what it knows of the prompt's size against the
+    model's context, the usual cause (llama.cpp answers a streamed prompt that
+    overflows its context like this).
+    """
+    what = "sent nothing: no text, no error, no end of stream" if streamed else "sent an empty body"
+    return ProviderError(
+        f"{provider} answered HTTP 200 but {what}.",
+        hint=(
+            "The server failed before answering: check its log, or ask without streaming to see its own "
+            "error. A prompt longer than the model's context does this on llama.cpp."
+        ),
+        retryable=False,
+        kind="empty",
+    )
+
+
 class ChunkStream:
     """Interprets the decoded ``chat.completion.chunk`` events of one streamed answer."""
 
@@ -120,11 +159,13 @@ class ChunkStream:
         self.tokens_out: int | None = None
         self.finish_reason: str | None = None
         self.done = False
+        self.events = 0
         self.chars = 0
         self.extra: dict[str, Any] = {}
 
     def handle(self, event: str | None, raw: str) -> str:
         """Text carried by one SSE event ('' when none); raises ``ProviderError`` for errors."""
+        self.events += 1
         if raw.strip() == "[DONE]":
             self.done = True
             return ""
@@ -185,6 +226,8 @@ class ChunkStream:
     def end(self) -> StreamEnd:
         """The usage and finish reason; raises when the stream stopped before its end."""
         if not self.done and self.finish_reason is None:
+            if not self.events:
+                raise empty_stream_error(self.provider)
             got = f" after {self.chars} characters" if self.chars else ""
             raise ProviderError(
                 f"The {self.provider} stream ended before [DONE]{got}: the answer is incomplete.",
@@ -223,6 +266,8 @@ def parse_completion(
     body: Any, provider: str = "OpenAI", *, model: str | None = None, secret: str | None = None
 ) -> tuple[str, StreamEnd]:
     """A non-streamed ``chat.completion`` body -> (text, usage and finish reason)."""
+    if body is None:
+        raise empty_stream_error(provider, streamed=False)
     if not isinstance(body, dict):
         raise ProviderError(
             f"{provider} returned a response that is not a JSON object.", retryable=True, kind="malformed"
@@ -256,9 +301,50 @@ def parse_completion(
 
 # --------------------------------------------------------------------------- backends
 
+#: ``backends.<name>.api`` values, and what each means.
+API_NAMES = {
+    "responses": "responses",
+    "chat": "chat",
+    "chat_completions": "chat",
+    "chat-completions": "chat",
+    "completions": "chat",
+}
+
+#: Share of the context above which a prompt is "near" it (the answer needs room too).
+NEAR_CONTEXT = 0.8
+
+
+def _flag(value: Any) -> bool | None:
+    """A yes/no setting from YAML or an environment variable; None when unset or unreadable."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "yes", "on", "1"):
+            return True
+        if low in ("false", "no", "off", "0"):
+            return False
+    return None
+
+
+def _whole(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def rejects_stream_options(error: ProviderError) -> bool:
+    """Whether an HTTP error says the server does not take ``stream_options`` (or its ``include_usage``)."""
+    text = f"{error} {error.hint or ''}".lower()
+    return error.status in (400, 422) and ("stream_options" in text or "include_usage" in text)
+
 
 class OpenAIBackend(KeyedBackend):
-    """OpenAI's models through Chat Completions (``POST /chat/completions``)."""
+    """OpenAI's models through Chat Completions (``POST /chat/completions``) or the Responses API."""
 
     backend_name = "openai"
     #: Display name in messages, and the catalogue's provider for model lookups.
@@ -272,6 +358,11 @@ class OpenAIBackend(KeyedBackend):
     #: Model-name prefixes stripped before sending (``openai/gpt-4o`` -> ``gpt-4o``).
     prefixes: tuple[str, ...] = ("openai/",)
     features = frozenset({"schema"})
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        #: Set once the server refused ``stream_options``: later streams go without it.
+        self.stream_usage_refused = False
 
     # -- identity and configuration
 
@@ -329,14 +420,46 @@ class OpenAIBackend(KeyedBackend):
         info = model_info(provider_id) if self.provider == "openai" else None
         return bool(info is not None and info.provider == "openai" and "reasoning" in info.capabilities)
 
+    def api_for(self, model: str | None) -> str:
+        """ "responses" or "chat": ``backends.<name>.api`` when set, else the model's (OpenAI's only)."""
+        setting = API_NAMES.get(str(self.backend_config.get("api") or "auto").strip().lower())
+        if setting:
+            return setting
+        if self.provider != "openai":  # compatible servers and OpenRouter: Chat Completions
+            return "chat"
+        return "responses" if responses.is_responses_model(model) else "chat"
+
+    def stream_usage(self, call: Resolved | None = None) -> bool:
+        """Whether a stream asks for its usage (``stream_options``): not once the server refused it."""
+        if self.stream_usage_refused:
+            return False
+        config = call.config if call is not None and call.config else self.backend_config
+        return _flag(config.get("stream_usage")) is not False
+
+    def context_length(self, name: str | None) -> int | None:
+        """``backends.<name>.context_length``, else the catalogue's context window of ``name``."""
+        configured = _whole(self.backend_config.get("context_length"))
+        if configured:
+            return configured
+        info = model_info(name)
+        return _whole(getattr(info, "context_length", None)) if info is not None else None
+
     @property
     def chat_url(self) -> str:
         return f"{self.base_url}/chat/completions"
 
+    @property
+    def responses_url(self) -> str:
+        return f"{self.base_url}/responses"
+
     # -- the wire format
 
     def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
+        if self.api_for(provider_id) == "responses":
+            return self._responses_exchange(call, provider_id, stream=stream)
         extra: dict[str, Any] = dict(call.params)
+        if getattr(call, "effort", None):  # reasoning models: how hard to think
+            extra["reasoning_effort"] = call.effort
         if call.schema is not None and "schema" in self.features:
             extra["response_format"] = {
                 "type": "json_schema",
@@ -351,21 +474,111 @@ class OpenAIBackend(KeyedBackend):
             stream=stream,
             extra=extra,
             reasoning=self._reasoning(provider_id),
+            stream_usage=self.stream_usage(call),
         )
         return Exchange("POST", self.chat_url, payload, self._headers())
 
-    def decoder(self, name: str) -> ChunkStream:
+    def _responses_exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
+        unsupported = [name for name in responses.UNSUPPORTED_PARAMS if call.params.get(name) is not None]
+        if unsupported:
+            names = ", ".join(f"{n}=" for n in unsupported)
+            raise ProviderError(
+                f"{provider_id} is asked through OpenAI's Responses API, which takes no {names}",
+                hint=f"Leave out {names}, or use a model served by Chat Completions.",
+                retryable=False,
+                kind="bad_request",
+            )
+        extra = {k: v for k, v in call.params.items() if k not in responses.UNSUPPORTED_PARAMS}
+        extra.update(call.options)
+        payload = responses.build_request(
+            call.messages(),
+            model=provider_id,
+            temperature=call.temperature,
+            max_tokens=call.max_tokens,
+            stream=stream,
+            reasoning=self._reasoning(provider_id),
+            schema=call.schema if "schema" in self.features else None,
+            effort=getattr(call, "effort", None),
+            extra=extra,
+        )
+        return Exchange("POST", self.responses_url, payload, self._headers())
+
+    def decoder(self, name: str) -> ChunkStream | responses.EventStream:
+        if self.api_for(name) == "responses":
+            return responses.EventStream(self.provider_label, model=name, secret=self._key())
         return ChunkStream(self.provider_label, model=name, secret=self._key())
 
-    def feed(self, decoder: ChunkStream, event: Any) -> str | None:
+    def feed(self, decoder: Any, event: Any) -> str | None:
         if decoder.done:  # read on to the body's end so the connection can be reused
             return None
         return decoder.handle(event.event, event.data)
 
     def parse(self, body: Any, name: str) -> tuple[str, StreamEnd, ProviderError | None]:
-        text, end = parse_completion(body, self.provider_label, model=name, secret=self._key())
+        if self.api_for(name) == "responses":
+            text, end = responses.parse_response(body, self.provider_label, model=name, secret=self._key())
+        else:
+            text, end = parse_completion(body, self.provider_label, model=name, secret=self._key())
         withheld = refusal_error(name, 0) if end.metadata.get("refusal") else None
         return text, end, withheld
+
+    async def send(self, call: Resolved) -> AsyncIterator[str | StreamEnd]:
+        """The template's ``send``, plus what servers in the field need (see the module docstring)."""
+        sent_text = False
+        asked_usage = call.stream and self.stream_usage(call)
+        try:
+            async for item in super().send(call):
+                if isinstance(item, str) and item:
+                    sent_text = True
+                yield item
+            return
+        except ProviderError as exc:
+            if exc.kind == "empty":
+                raise self._explain_empty(exc, call) from None
+            if not (asked_usage and not sent_text and rejects_stream_options(exc)):
+                raise
+            self.stream_usage_refused = True  # this server does not take it: never again
+        async for item in super().send(call):
+            yield item
+
+    def _explain_empty(self, error: ProviderError, call: Resolved) -> ProviderError:
+        """``error`` (an empty 200) with the prompt's estimated size against the model's context."""
+        from .. import tokens
+
+        try:
+            name = self.resolve(call.model)[0]
+        except BackendUnavailable:
+            name = call.model
+        limit = self.context_length(name)
+        if not limit:
+            return ProviderError(
+                str(error),
+                hint=(error.hint or "")
+                + f" Set backends.{self.name}.context_length to have the prompt's size checked.",
+                retryable=False,
+                kind="empty",
+            )
+        estimate = tokens.count_messages(call.messages())
+        room = estimate + (call.max_tokens or 0)
+        if estimate >= limit:
+            size = f"over the context of {name} ({limit:,} tokens)"
+        elif room >= limit or estimate >= NEAR_CONTEXT * limit:
+            size = f"near the context of {name} ({limit:,} tokens)"
+        else:
+            return ProviderError(
+                str(error) + f" The prompt (about {estimate:,} tokens) fits the context of {name}.",
+                hint="The server failed before answering: check its log, or ask without streaming to see its "
+                "own error.",
+                retryable=False,
+                kind="empty",
+            )
+        return ProviderError(
+            str(error) + f" The prompt is about {estimate:,} tokens (estimated), {size}: a server such as "
+            "llama.cpp ends the answer like this when the prompt does not fit.",
+            hint="Shorten the prompt or the history (chat.reset()), ask for fewer max_tokens, or give the "
+            "server a longer context (llama.cpp: --ctx-size / n_ctx).",
+            retryable=False,
+            kind="context_length",
+        )
 
     # -- discovery
 
@@ -383,10 +596,10 @@ class OpenAIBackend(KeyedBackend):
             )
             or {}
         )
-        found = [str(m["id"]) for m in body.get("data") or [] if isinstance(m, dict) and m.get("id")]
-        configured = self.backend_config.get("models")
-        if isinstance(configured, list) and configured and not found:
-            found = [str(m) for m in configured]
+        data = body.get("data") if isinstance(body, dict) else None
+        found = [str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")]
+        if not found:
+            found = self.configured_models()
         return found
 
 
@@ -418,6 +631,12 @@ class OpenAICompatibleBackend(OpenAIBackend):
     MY_KEY, models: [...], default_model: ...}}``. Without ``api_key_env`` (or
     with it unset) requests carry no ``Authorization`` header, which local
     servers such as vLLM or llama.cpp accept.
+
+    A server on this machine (``localhost``, ``127.0.0.1``) is probed with
+    ``GET {base_url}/models`` before it counts as available (cached for
+    ``probe_ttl`` seconds, default 5; bounded by ``probe_timeout``, default
+    0.5), so ``status`` and routing see a server that is not running;
+    ``probe: true`` probes a remote one too, ``probe: false`` never.
     """
 
     backend_name = "openai-compatible"
@@ -427,6 +646,9 @@ class OpenAICompatibleBackend(OpenAIBackend):
     fallback_model = ""
     #: Many such servers lack ``response_format``; ``structured_output: true`` turns it on.
     features = frozenset()
+    #: Seconds of the availability probe, and how long its answer is reused.
+    probe_timeout = 0.5
+    probe_ttl = 5.0
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -450,29 +672,105 @@ class OpenAICompatibleBackend(OpenAIBackend):
             return os.environ.get(str(env)) or None
         return reveal(self.backend_config.get("api_key"))
 
+    # -- availability
+
+    def _missing_key(self) -> bool:
+        env = self.backend_config.get("api_key_env")
+        return bool(env and not os.environ.get(str(env)))
+
+    def probing(self) -> bool:
+        """Whether availability asks the server (``probe``; by default only for this machine)."""
+        from .probe import is_local
+
+        setting = _flag(self.backend_config.get("probe"))
+        return setting if setting is not None else is_local(self.base_url)
+
+    def _probe(self) -> dict[str, Any]:
+        """What a cached ``GET {base_url}/models`` says: ``ok``, ``reachable``, ``key_refused``, why."""
+        from .http import server_label
+        from .probe import cached_status
+
+        cfg = self.backend_config
+        try:
+            timeout = float(cfg.get("probe_timeout") or self.probe_timeout)
+            ttl = float(cfg.get("probe_ttl") or self.probe_ttl)
+        except (TypeError, ValueError):
+            timeout, ttl = self.probe_timeout, self.probe_ttl
+        try:
+            headers = {k: v for k, v in self._headers().items() if k in ("authorization",)}
+            extra = cfg.get("headers")
+            if isinstance(extra, dict):
+                headers.update({str(k): str(v) for k, v in extra.items()})
+        except BackendUnavailable:
+            headers = {}
+        status = cached_status(f"{self.base_url}/models", timeout=timeout, ttl=ttl, headers=headers)
+        where = server_label(self.base_url)
+        if status is None:
+            return {
+                "ok": False,
+                "reachable": False,
+                "reason": f"Nothing answers at {where} (backend {self.name!r}): start the server, "
+                f"or check backends.{self.name}.base_url.",
+            }
+        if status in (401, 403):
+            env = self.backend_config.get("api_key_env")
+            whose = f"the API key from {env}" if env and self._key() else "requests without an API key"
+            fix = (
+                f"set a valid key in {env}"
+                if env
+                else f"set backends.{self.name}.api_key_env to the variable holding its key"
+            )
+            return {
+                "ok": False,
+                "reachable": True,
+                "key_refused": True,
+                "http_status": status,
+                "reason": f"The server at {where} refuses {whose} (HTTP {status}): {fix}.",
+            }
+        if status >= 500:
+            return {
+                "ok": False,
+                "reachable": True,
+                "http_status": status,
+                "reason": f"The server at {where} answers HTTP {status}: it may still be starting "
+                "(loading a model); try again shortly.",
+            }
+        return {"ok": True, "reachable": True, "http_status": status}
+
     @property
     def is_available(self) -> bool:
-        env = self.backend_config.get("api_key_env")
-        if env and not os.environ.get(str(env)):
+        if self._missing_key() or not self.base_url:
             return False
-        return bool(self.base_url)
+        return self._probe()["ok"] if self.probing() else True
 
     @property
     def unavailable_reason(self) -> str | None:
-        if self.is_available:
-            return None
-        env = self.backend_config.get("api_key_env")
-        return f"Set {env} (the API key of backend {self.name!r}, at {self.base_url})."
+        if self._missing_key():
+            env = self.backend_config.get("api_key_env")
+            return f"Set {env} (the API key of backend {self.name!r}, at {self.base_url})."
+        if not self.base_url:
+            return f"Backend {self.name!r} has no base_url."
+        if self.probing():
+            found = self._probe()
+            return None if found["ok"] else found["reason"]
+        return None
+
+    def reachability(self) -> dict[str, Any]:
+        if self._missing_key() or not self.probing():
+            return {}
+        return {k: v for k, v in self._probe().items() if k not in ("ok", "reason")}
+
+    # -- models
 
     @property
     def default_model(self) -> str:
         cfg = self.backend_config
-        models = cfg.get("models")
+        models = self.configured_models()
         specific = cfg.get("default_model")
-        if specific and isinstance(models, list) and specific in models:
+        if specific and specific in models:
             return str(specific)
-        if isinstance(models, list) and models:
-            return str(models[0])
+        if models:
+            return models[0]
         info = model_info(specific) if specific else None
         # The global default_model is merged into every backend's settings: skip it when
         # the catalogue says it belongs to another provider.
