@@ -113,8 +113,13 @@ class AskRun:
         return getattr(conversation if conversation is not None else api, method)
 
     def _interrupted(self, partial: Any, text: str) -> None:
-        self.view.finish(partial, interrupted=True, text=text, notes=self.question.notes)
+        """Keep what the stream kept, then show it marked.
+
+        Stored first: showing sends messages, and a second interrupt (Interrupt
+        pressed twice, or a signal landing in zmq's send) may cut that short.
+        """
         self.host.store(partial, self.opts.out)
+        self.view.finish(partial, interrupted=True, text=text, notes=self.question.notes)
         self._explain_outcome(partial)
 
     def _conclude(self, response: Any) -> None:
