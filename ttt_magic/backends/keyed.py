@@ -156,7 +156,7 @@ class KeyedBackend(ProtocolBackend):
                 "reason": f"{self.provider_label} at {where} did not answer within {timeout:g} s.",
             }
         except ProviderError as exc:
-            said = f"{exc} {exc.hint}" if exc.hint else str(exc)
+            said = str(exc)  # the message and its hint
             if exc.kind in ("connect", "timeout", "connection"):
                 result = {"reachable": False, "available": False, "reason": said}
             elif exc.kind == "auth":

@@ -339,7 +339,7 @@ def _whole(value: Any) -> int | None:
 
 def rejects_stream_options(error: ProviderError) -> bool:
     """Whether an HTTP error says the server does not take ``stream_options`` (or its ``include_usage``)."""
-    text = f"{error} {error.hint or ''}".lower()
+    text = str(error).lower()
     return error.status in (400, 422) and ("stream_options" in text or "include_usage" in text)
 
 
@@ -551,7 +551,7 @@ class OpenAIBackend(KeyedBackend):
         limit = self.context_length(name)
         if not limit:
             return ProviderError(
-                str(error),
+                error.message,
                 hint=(error.hint or "")
                 + f" Set backends.{self.name}.context_length to have the prompt's size checked.",
                 retryable=False,
@@ -565,14 +565,14 @@ class OpenAIBackend(KeyedBackend):
             size = f"near the context of {name} ({limit:,} tokens)"
         else:
             return ProviderError(
-                str(error) + f" The prompt (about {estimate:,} tokens) fits the context of {name}.",
+                error.message + f" The prompt (about {estimate:,} tokens) fits the context of {name}.",
                 hint="The server failed before answering: check its log, or ask without streaming to see its "
                 "own error.",
                 retryable=False,
                 kind="empty",
             )
         return ProviderError(
-            str(error) + f" The prompt is about {estimate:,} tokens (estimated), {size}: a server such as "
+            error.message + f" The prompt is about {estimate:,} tokens (estimated), {size}: a server such as "
             "llama.cpp ends the answer like this when the prompt does not fit.",
             hint="Shorten the prompt or the history (chat.reset()), ask for fewer max_tokens, or give the "
             "server a longer context (llama.cpp: --ctx-size / n_ctx).",
