@@ -58,7 +58,7 @@ for version in $versions; do
     start=$SECONDS
     "$venv/bin/python" -m pytest -m "not browser" -p no:cacheprovider -q "$@" 2>&1 | tee "$log"
     code=${PIPESTATUS[0]}
-    result=$(grep -E '(passed|failed|error|no tests ran)' "$log" | tail -n 1 | tr -d '=' | xargs)
+    result=$(grep -E ' in [0-9.]+s' "$log" | tail -n 1 | tr -d '=' | xargs)  # pytest's last line
     summary+=("py$version: exit $code, ${result:-no summary line}, $((SECONDS - start)) s")
     if [ "$code" -ne 0 ]; then  # 5 (nothing collected) fails too
         status=1
