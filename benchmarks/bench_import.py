@@ -1,8 +1,9 @@
 """How much ``import ttt_magic`` costs, cold, in fresh processes.
 
 Why it matters: ``%load_ext ttt_magic`` runs in every notebook that uses the
-extension, so the import must stay near-free (see docs/architecture.md). Each scenario runs in a new interpreter (so no module is cached) and
-times only the import itself, inside the process; the median of the runs is
+extension, so the import must stay near-free (see docs/architecture.md).
+Each scenario runs in a new interpreter (so no module is cached) and times
+only the import itself, inside the process; the median of the runs is
 reported. Then ``python -X importtime`` lists the modules that cost the most.
 
     python benchmarks/bench_import.py [--runs 9]

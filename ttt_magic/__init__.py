@@ -75,6 +75,7 @@ __all__ = [
 last_response: Any = None
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .accounting import usage
     from .api import Chat, aask, ask, ask_many, astream, chat, route, stream
     from .backends.base import BaseBackend
     from .config import configure, get_config
@@ -82,7 +83,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .plugins import discover_plugins, load_plugin
     from .registry import backend_registry, model_registry, register_backend
     from .scope import settings
-    from .accounting import usage
 
 
 def __getattr__(name: str) -> Any:
