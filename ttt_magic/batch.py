@@ -202,7 +202,8 @@ class Template:
     Brace-safe like ``%%ask`` interpolation: only ``{}`` and ``{identifier}``
     are placeholders; everything else (JSON such as ``{"a": 1}``, ``{{ x }}``,
     ``{ }``, LaTeX groups such as ``\\frac{a}{b}`` and ``x^{n}``) is sent as
-    written.
+    written. The one literal a template cannot hold is an empty JSON object:
+    ``{}`` is the item's placeholder, so write ``{ }``.
     """
 
     def __init__(self, text: str) -> None:
