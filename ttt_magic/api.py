@@ -48,27 +48,51 @@ def _request(prompt: Any, kwargs: dict[str, Any], where: str) -> tuple[Request, 
     """Validate the call and decide the route; values left open are settled per attempt."""
     check_kwargs(kwargs, REQUEST_ARGS, where=where)
     history = kwargs.get("history")
+    images = kwargs.get("images")
+    if images:
+        from .images import to_image  # only when a call sends images
+
+        kwargs = {**kwargs, "images": [to_image(i) for i in ([images] if _single(images) else images)]}
     request = Request(prompt, **{**kwargs, "history": list(history or [])})
     settings = scope.effective()
     _interceptors(settings, request)
     decided = router.decide(request, settings)
     if request.effort is not None:
-        _check_effort(request, decided, settings)
+        _check_capability(request, decided, settings, "reasoning", f"effort={request.effort!r}")
+    if request.images:
+        _check_capability(request, decided, settings, "vision", "images")
     return request, decided
 
 
-def _check_effort(request: Request, decided: Route, settings: Any) -> None:
-    """``effort=`` for a model the catalogue marks as not reasoning is refused before sending."""
+def _single(images: Any) -> bool:
+    """One image given alone (``images=fig``) rather than a list of them."""
+    return (
+        isinstance(images, (bytes, bytearray, str))
+        or not isinstance(images, (list, tuple))
+        or (isinstance(images, tuple) and len(images) == 2 and isinstance(images[1], (bytes, bytearray)))
+    )
+
+
+_CANNOT = {
+    "reasoning": "does not reason, so {what} has nothing to control",
+    "vision": "does not read images, so {what} cannot be sent to it",
+}
+_LABEL = {"reasoning": "Reasoning", "vision": "Vision-capable"}
+
+
+def _check_capability(request: Request, decided: Route, settings: Any, capability: str, what: str) -> None:
+    """A feature the routed model lacks (per the catalogue) is refused before sending, naming models with it.
+
+    A model the catalogue does not know is sent as asked: the provider has the last word.
+    """
     from .registry import model_registry
 
     info = model_registry.get_model(decided.model, settings) if decided.model else None
-    if info is None or "reasoning" in info.capabilities:
-        return  # unknown to the catalogue: the provider has the last word
-    thinkers = [m.name for m in model_registry.list_models(info.provider) if "reasoning" in m.capabilities]
-    offer = f" Reasoning models of {info.provider}: {', '.join(thinkers[:4])}." if thinkers else ""
-    raise UsageError(
-        f"Model {info.name!r} does not reason, so effort={request.effort!r} has nothing to control.{offer}"
-    )
+    if info is None or capability in info.capabilities:
+        return
+    able = [m.name for m in model_registry.list_models(info.provider) if capability in m.capabilities]
+    offer = f" {_LABEL[capability]} models of {info.provider}: {', '.join(able[:4])}." if able else ""
+    raise UsageError(f"Model {info.name!r} {_CANNOT[capability].format(what=what)}.{offer}")
 
 
 def _interceptors(settings: Any, request: Request) -> None:

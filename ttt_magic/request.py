@@ -167,6 +167,13 @@ class Request:
             if not isinstance(turn, dict) or turn.get("role") not in ("system", "user", "assistant"):
                 raise UsageError("history must be a list of {'role': 'user'|'assistant', 'content': str}.")
         self.images = list(self.images or [])
+        if not all(
+            isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) and isinstance(i[1], bytes)
+            for i in self.images
+        ):
+            raise UsageError(
+                "images must be (mime_type, bytes) pairs (ttt_magic.images.to_image makes them)."
+            )
         if self.effort is not None and self.effort not in EFFORTS:
             raise UsageError(f"effort must be one of {', '.join(EFFORTS)}, not {self.effort!r}.")
 
@@ -215,13 +222,23 @@ class Resolved:
         return text_of(self.prompt)
 
     def messages(self) -> list[Message]:
-        """System (if any), then the conversation so far, then this prompt."""
+        """System (if any), then the conversation so far, then this prompt (with its images as parts)."""
         out: list[Message] = []
         if self.system:
             out.append({"role": "system", "content": self.system})
         out.extend(self.history)
-        out.append({"role": "user", "content": self.prompt})
+        out.append({"role": "user", "content": self.user_content()})
         return out
+
+    def user_content(self) -> str | list[Part]:
+        """This turn's content: the prompt, or text and image parts when images go with it."""
+        if not self.images:
+            return self.prompt
+        parts: list[Part] = (
+            list(self.prompt) if isinstance(self.prompt, list) else [{"type": "text", "text": self.prompt}]
+        )
+        parts += [{"type": "image", "mime_type": mime, "data": data} for mime, data in self.images]
+        return parts
 
     def backend_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``BaseBackend.ask``/``astream`` for this attempt.

@@ -75,7 +75,7 @@ ERROR_STATUS = {
 
 
 def build_messages(
-    prompt: str, history: list[Message] | None = None
+    prompt: str | list[Any], history: list[Message] | None = None
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """Conversation -> (system text found in the history, Anthropic ``messages``).
 
@@ -103,7 +103,7 @@ def _block(part: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_payload(
-    prompt: str,
+    prompt: str | list[Any],
     *,
     model: str,
     system: str | None = None,
@@ -365,7 +365,7 @@ class AnthropicBackend(KeyedBackend):
         budget = THINKING_BUDGETS.get(call.effort or "")
         answer_tokens = call.max_tokens or DEFAULT_MAX_TOKENS
         payload = build_payload(
-            call.prompt,
+            call.user_content(),
             model=provider_id,
             system=call.system,
             # Extended thinking takes no custom temperature, and max_tokens covers thinking too.

@@ -73,7 +73,7 @@ STATUS_CODES = {
 
 
 def build_contents(
-    prompt: str, history: list[Message] | None = None
+    prompt: str | list[Any], history: list[Message] | None = None
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """Conversation -> (system text found in the history, Gemini ``contents``).
 
@@ -101,7 +101,7 @@ def _part(part: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_payload(
-    prompt: str,
+    prompt: str | list[Any],
     *,
     system: str | None = None,
     temperature: float | None = None,
@@ -366,7 +366,7 @@ class GeminiBackend(KeyedBackend):
 
     def exchange(self, call: Resolved, provider_id: str, *, stream: bool) -> Exchange:
         payload = build_payload(
-            call.prompt,
+            call.user_content(),
             system=call.system,
             temperature=call.temperature,
             max_tokens=call.max_tokens,

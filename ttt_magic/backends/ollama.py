@@ -167,6 +167,21 @@ class ChatStream:
         )
 
 
+def _ollama_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message whose content holds images, in Ollama's shape: text ``content`` plus base64 ``images``."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    import base64
+
+    text = "".join(p.get("text", "") for p in content if p.get("type") == "text")
+    images = [base64.b64encode(p["data"]).decode("ascii") for p in content if p.get("type") == "image"]
+    out: dict[str, Any] = {"role": message["role"], "content": text}
+    if images:
+        out["images"] = images
+    return out
+
+
 class OllamaBackend(ProtocolBackend):
     """Models served by a local Ollama (``/api/chat``); free, private, offline."""
 
@@ -287,7 +302,7 @@ class OllamaBackend(ProtocolBackend):
             if call.params.get(key) is not None:
                 options[key] = call.params[key]
         payload = build_payload(
-            call.messages(),
+            [_ollama_message(m) for m in call.messages()],
             model=provider_id,
             temperature=call.temperature,
             max_tokens=call.max_tokens,
