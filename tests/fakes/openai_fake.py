@@ -87,6 +87,8 @@ class OpenAIFake(FakeServer):
         #: Reasoning tokens reported in the usage; a reasoning summary streamed by /responses.
         self.reasoning_tokens = 0
         self.reasoning_summary: str | None = None
+        #: Chat Completions: reasoning sent before the answer in ``reasoning_content`` (llama.cpp, vLLM).
+        self.reasoning_content: list[str] = []
         self.answer: list[str] = ["Hello", ", ", "world", "!"]
         self.usage = {"prompt_tokens": 12, "completion_tokens": 4}
         self.usage_style = "empty"
@@ -249,6 +251,11 @@ class OpenAIFake(FakeServer):
                                 "role": "assistant",
                                 "content": None if self.refusal else "".join(answer),
                                 "refusal": self.refusal,
+                                **(
+                                    {"reasoning_content": "".join(self.reasoning_content)}
+                                    if self.reasoning_content
+                                    else {}
+                                ),
                             },
                             "logprobs": None,
                             "finish_reason": self.finish_reason,
@@ -273,6 +280,7 @@ class OpenAIFake(FakeServer):
             return data
 
         events = [_sse(chunk({"role": "assistant", "content": "", "refusal": None}))]
+        events += [_sse(chunk({"reasoning_content": piece})) for piece in self.reasoning_content]
         if self.refusal:
             events += [_sse(chunk({"refusal": piece})) for piece in re.findall(r"\s*\S+", self.refusal)]
         else:

@@ -548,3 +548,25 @@ def test_sentinel_key_never_shows(openai_fake, capsys, caplog):
     seen += [out.out, out.err, caplog.text]
     assert caplog.text  # httpx2 did log the requests (at DEBUG), and the key is not in those lines
     assert all(SENTINEL_KEY not in text for text in seen)
+
+
+# ----------------------------------------------------------------------------- reasoning beside the content
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_reasoning_content_is_the_answers_reasoning(openai_fake, streamed):
+    """llama.cpp, vLLM and DeepSeek send thinking in ``reasoning_content``: apart from the answer."""
+    from ttt_magic import configure
+
+    openai_fake.reasoning_content = ["Two and ", "two."]
+    configure(openai_base_url=openai_fake.base_url, openai_api_key=SENTINEL_KEY)
+    import ttt_magic
+
+    if streamed:
+        chunks = ttt_magic.stream("2+2?", backend="openai", model="gpt-4o-mini")
+        assert "".join(chunks) == "Hello, world!"
+        answer = chunks.response
+    else:
+        answer = ttt_magic.ask("2+2?", backend="openai", model="gpt-4o-mini")
+    assert answer.succeeded and answer.text == "Hello, world!"
+    assert answer.reasoning == "Two and two."

@@ -112,6 +112,17 @@ def _error_text(data: Any) -> tuple[str, str, str]:
     return (str(err) if err else "no message"), "", ""
 
 
+def _reasoning_of(message: Any) -> str:
+    """The reasoning a delta or message carries beside its content ('' when none)."""
+    if not isinstance(message, dict):
+        return ""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def stream_error(data: Any, provider: str, *, secret: str | None = None) -> ProviderError:
     """A ``ProviderError`` for an error the server reported inside a stream (after HTTP 200)."""
     from .http import redact
@@ -162,6 +173,13 @@ class ChunkStream:
         self.events = 0
         self.chars = 0
         self.extra: dict[str, Any] = {}
+        self._thinking: list[str] = []
+
+    def take_thinking(self) -> str:
+        """Reasoning that arrived since the last call, in ``delta.reasoning_content`` (llama.cpp,
+        vLLM, DeepSeek) or ``delta.reasoning`` (OpenRouter): the template streams it apart."""
+        text, self._thinking = "".join(self._thinking), []
+        return text
 
     def handle(self, event: str | None, raw: str) -> str:
         """Text carried by one SSE event ('' when none); raises ``ProviderError`` for errors."""
@@ -197,6 +215,9 @@ class ChunkStream:
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
                 text.append(content)
+            thought = _reasoning_of(delta)
+            if thought:
+                self._thinking.append(thought)
             refusal = delta.get("refusal") if isinstance(delta, dict) else None
             if isinstance(refusal, str) and refusal:  # shown as the answer, then reported as a refusal
                 text.append(refusal)
@@ -296,6 +317,7 @@ def parse_completion(
         tokens_out=state.tokens_out,
         finish_reason=state.finish_reason,
         metadata=state.metadata(),
+        reasoning=_reasoning_of(message) or None,
     )
 
 
