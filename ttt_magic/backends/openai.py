@@ -545,22 +545,21 @@ class OpenAIBackend(KeyedBackend):
 
     async def send(self, call: Resolved) -> AsyncIterator[str | StreamEnd]:
         """The template's ``send``, plus what servers in the field need (see the module docstring)."""
-        sent_text = False
-        asked_usage = call.stream and self.stream_usage(call)
-        try:
-            async for item in super().send(call):
-                if isinstance(item, str) and item:
-                    sent_text = True
-                yield item
-            return
-        except ProviderError as exc:
-            if exc.kind == "empty":
-                raise self._explain_empty(exc, call) from None
-            if not (asked_usage and not sent_text and rejects_stream_options(exc)):
-                raise
-            self.stream_usage_refused = True  # this server does not take it: never again
-        async for item in super().send(call):
-            yield item
+        for again in (False, True):
+            sent_text = False
+            asked_usage = call.stream and self.stream_usage(call)
+            try:
+                async for item in super().send(call):
+                    if isinstance(item, str) and item:
+                        sent_text = True
+                    yield item
+                return
+            except ProviderError as exc:
+                if exc.kind == "empty":
+                    raise self._explain_empty(exc, call) from None
+                if again or not (asked_usage and not sent_text and rejects_stream_options(exc)):
+                    raise
+                self.stream_usage_refused = True  # this server does not take it: ask again, never again
 
     def _explain_empty(self, error: ProviderError, call: Resolved) -> ProviderError:
         """``error`` (an empty 200) with the prompt's estimated size against the model's context."""
