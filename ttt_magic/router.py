@@ -27,7 +27,7 @@ from .errors import BackendUnavailable, ConfigError, ProviderError, TTTError
 from .models import AIResponse, StreamEnd, Thinking
 from .registry import PROVIDER_BACKENDS, backend_registry, model_registry
 from .request import Request, Resolved, resolve
-from .withhold import configured_secrets, withhold
+from .withhold import configured_secrets, withhold_call
 
 __all__ = [
     "Attempt",
@@ -432,7 +432,7 @@ def prepare(
     features = getattr(backend, "features", None)
     if features:
         call.features = frozenset(features)
-    call, withheld = withhold(call, configured_secrets(settings))
+    call, withheld = withhold_call(call, configured_secrets(settings))
     if withheld:
         call.withheld = withheld
     return call

@@ -15,7 +15,7 @@ from typing import Any
 
 from .secrets import Secret, mask
 
-__all__ = ["configured_secrets", "withhold"]
+__all__ = ["configured_secrets", "scrub", "withhold_call"]
 
 #: Values shorter than this are not treated as keys (they would match ordinary words).
 MIN_SECRET = 8
@@ -24,47 +24,69 @@ MIN_SECRET = 8
 _last: tuple[Any, tuple[str, ...], tuple[str | None, ...]] | None = None
 
 
+_SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
+
+
 def _looks_secret(key: str) -> bool:
-    low = key.lower()
-    return low.endswith(("api_key", "apikey", "token", "secret", "password")) or low == "key"
+    return key.lower().endswith(_SECRET_WORDS) or key.lower() == "key"
+
+
+def _walk(value: Any, found: set[str]) -> None:
+    """Collect secrets in a settings value: ``Secret``s, secret-named keys, ``api_key_env`` targets."""
+    if isinstance(value, Secret):
+        found.add(value.reveal())
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and _looks_secret(str(key)):
+                found.add(item)
+            elif isinstance(item, str) and key == "api_key_env":
+                found.add(os.environ.get(item, ""))
+            else:
+                _walk(item, found)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _walk(item, found)
 
 
 def configured_secrets(settings: Any) -> tuple[str, ...]:
-    """Every secret value the settings hold or name, longest first (so no key is half-masked)."""
+    """Every secret value the settings hold or name, longest first (so no key is half-masked).
+
+    The provider keys (``Secret`` values) and every environment variable that
+    feeds one (``GOOGLE_API_KEY`` too when ``GEMINI_API_KEY`` won), keys inside
+    ``backends.*`` named like secrets, and the variable each ``api_key_env``
+    names; surrounding white space stripped, as the keys themselves are.
+    """
     global _last
-    envs = _named_envs(settings)
+    envs = _env_values(settings)
     seen = _last
     if seen is not None and seen[0] is settings and seen[2] == envs:
         return seen[1]
+    from .config import SCHEMA
+
     found: set[str] = set()
-
-    def visit(key: str, value: Any) -> None:
-        if isinstance(value, Secret):
-            found.add(value.reveal())
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                visit(str(k), v)
-            env = value.get("api_key_env")
-            if isinstance(env, str) and os.environ.get(env):
-                found.add(os.environ[env])
-        elif isinstance(value, str) and _looks_secret(key):
-            found.add(value)
-
-    for key, value in settings.values.items():
-        visit(key, value)
-    secrets = tuple(sorted((s.strip() for s in found if len(s.strip()) >= MIN_SECRET), key=len, reverse=True))
+    _walk(settings.values, found)
+    for setting in SCHEMA.values():
+        if setting.secret:
+            found.update(os.environ.get(name, "") for name in setting.env)
+    secrets = tuple(sorted({s.strip() for s in found if len(s.strip()) >= MIN_SECRET}, key=len, reverse=True))
     _last = (settings, secrets, envs)
     return secrets
 
 
-def _named_envs(settings: Any) -> tuple[str | None, ...]:
-    """The values of the variables ``api_key_env`` names (they can change without the settings)."""
+def _env_values(settings: Any) -> tuple[str | None, ...]:
+    """The variables secrets come from (a key can change without the settings changing)."""
+    from .config import SCHEMA
+
+    names = [name for setting in SCHEMA.values() if setting.secret for name in setting.env]
     backends = settings.values.get("backends") or {}
-    names = [cfg.get("api_key_env") for cfg in backends.values() if isinstance(cfg, dict)]
-    return tuple(os.environ.get(n) for n in names if isinstance(n, str))
+    names += [
+        cfg["api_key_env"] for cfg in backends.values() if isinstance(cfg, dict) and cfg.get("api_key_env")
+    ]
+    return tuple(os.environ.get(str(name)) for name in names)
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> tuple[str, int]:
+def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> tuple[str, int]:
+    """``text`` with each secret replaced by its masked form, and how many were found."""
     count = 0
     for secret in secrets:
         if secret in text:
@@ -75,12 +97,12 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> tuple[str, int]:
 
 def _scrub_content(content: Any, secrets: tuple[str, ...]) -> tuple[Any, int]:
     if isinstance(content, str):
-        return _scrub(content, secrets)
+        return scrub(content, secrets)
     if isinstance(content, list):
         total, parts = 0, []
         for part in content:
             if isinstance(part, dict) and part.get("type") == "text":
-                text, n = _scrub(part.get("text", ""), secrets)
+                text, n = scrub(part.get("text", ""), secrets)
                 total += n
                 part = {**part, "text": text}
             parts.append(part)
@@ -88,12 +110,12 @@ def _scrub_content(content: Any, secrets: tuple[str, ...]) -> tuple[Any, int]:
     return content, 0
 
 
-def withhold(call: Any, secrets: tuple[str, ...]) -> tuple[Any, int]:
+def withhold_call(call: Any, secrets: tuple[str, ...]) -> tuple[Any, int]:
     """``call`` with every secret masked in prompt, system and history, and how many were found."""
     if not secrets:
         return call, 0
     prompt, n_prompt = _scrub_content(call.prompt, secrets)
-    system, n_system = _scrub(call.system, secrets) if call.system else (call.system, 0)
+    system, n_system = scrub(call.system, secrets) if call.system else (call.system, 0)
     history, n_history = [], 0
     for turn in call.history:
         content, n = _scrub_content(turn.get("content"), secrets)
