@@ -89,3 +89,32 @@ def test_case_16_configured_keys_are_masked_in_everything_sent(monkeypatch):
     assert SENTINEL not in everything and "local-secret-value-123456" not in everything
     assert "sk-…cdef" in call.prompt
     assert answer.metadata["withheld_secrets"] == 4
+
+
+def test_an_answer_s_route_can_be_explained_again():
+    from ttt_magic.router import Route
+
+    answer = ttt_magic.ask("hello there", backend="echo")
+    again = Route.from_dict(answer.route)
+    assert again.explain().splitlines()[0] == "Route: backend=echo model=(backend default)"
+    assert "attempt echo/-: ok" in again.explain()
+
+
+def test_ctrl_c_during_ask_raises_interrupted_with_the_marked_answer(monkeypatch):
+    from ttt_magic import api, runner
+
+    def stop(coro, timeout=None):
+        coro.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", stop)
+    with pytest.raises(api.Interrupted) as caught:
+        ttt_magic.ask("hello", backend="echo")
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert caught.value.response.failed and caught.value.response.metadata["interrupted"]
+
+
+def test_a_stream_closed_before_it_started_ends_interrupted():
+    chunks = ttt_magic.stream("hello", backend="echo")
+    chunks.close()
+    assert chunks.response is not None and chunks.response.metadata["interrupted"]

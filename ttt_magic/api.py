@@ -22,6 +22,7 @@ __all__ = [
     "AnswerStream",
     "AsyncAnswerStream",
     "Chat",
+    "Interrupted",
     "aask",
     "ask",
     "ask_many",
@@ -104,6 +105,14 @@ def _interceptors(settings: Any, request: Request) -> None:
         cache.ensure_installed()
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a call; ``.response`` is what it had, marked interrupted (``.failed``)."""
+
+    def __init__(self, response: AIResponse) -> None:
+        super().__init__(response.error)
+        self.response = response
+
+
 def _interrupted(text: str, decided: Route) -> AIResponse:
     """The response of a stream stopped by the reader: what arrived, marked incomplete."""
     for attempt in decided.attempts:
@@ -143,9 +152,17 @@ def ask(
     history: Iterable[Message] | None = None,
     **kwargs: Any,
 ) -> AIResponse:
-    """Ask once and wait for the whole answer. Failures come back as ``response.failed``."""
+    """Ask once and wait for the whole answer. Failures come back as ``response.failed``.
+
+    Ctrl-C (the kernel's Stop button) cancels the request and raises
+    ``Interrupted``, a ``KeyboardInterrupt`` whose ``.response`` is the
+    answer marked interrupted, so a caller (the magic) can keep and show it.
+    """
     request, decided = _request(prompt, {**_named(locals()), **kwargs}, "ask")
-    return runner.run(router.complete(decided, request))
+    try:
+        return runner.run(router.complete(decided, request))
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_interrupted("", decided)) from exc
 
 
 async def aask(
@@ -267,10 +284,14 @@ class AnswerStream(_Answer):
         return self._take(chunk)
 
     def close(self) -> None:
-        """Cancel the request if it is still running; keeps what arrived."""
-        if self._iterator is None or self.response is not None:
+        """Cancel the request if it is still running; keeps what arrived.
+
+        A stream closed before it started ends as an interrupted, empty answer.
+        """
+        if self.response is not None:
             return
-        self._iterator.close()
+        if self._iterator is not None:
+            self._iterator.close()
         self._stop()
 
     def __enter__(self) -> AnswerStream:

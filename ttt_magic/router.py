@@ -112,6 +112,18 @@ class Route:
             "attempts": [asdict(a) for a in self.attempts],
         }
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Route:
+        """The route an answer recorded (``response.route``), to ``explain()`` it again."""
+        return cls(
+            record.get("backend"),
+            record.get("model"),
+            list(record.get("steps") or []),
+            [tuple(f) for f in record.get("fallbacks") or []],  # type: ignore[misc]
+            record.get("error"),
+            [Attempt(**a) for a in record.get("attempts") or []],
+        )
+
     def __str__(self) -> str:
         return self.explain()
 
