@@ -488,6 +488,8 @@ async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
             async for item in chunks:
                 if isinstance(item, StreamEnd):
                     end = item
+                elif isinstance(item, Thinking):  # a plugin may stream its thinking apart too
+                    yield item
                 elif item:
                     yield str(item)
         finally:
