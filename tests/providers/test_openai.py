@@ -570,3 +570,43 @@ def test_reasoning_content_is_the_answers_reasoning(openai_fake, streamed):
         answer = ttt_magic.ask("2+2?", backend="openai", model="gpt-4o-mini")
     assert answer.succeeded and answer.text == "Hello, world!"
     assert answer.reasoning == "Two and two."
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0)
+    body = zlib.compress(b"\x00\x80\x80" * 2)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("model", "path"), [("gpt-4o-mini", "chat"), ("o3-pro", "responses")])
+def test_images_go_as_data_urls(openai_fake, model, path):
+    import base64
+
+    import ttt_magic
+    from ttt_magic import configure
+
+    configure(openai_base_url=openai_fake.base_url, openai_api_key=SENTINEL_KEY)
+    image = _png()
+    answer = ttt_magic.ask("What is this?", backend="openai", model=model, images=[image])
+    assert answer.succeeded, answer.error
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    body = openai_fake.last.json
+    if path == "chat":
+        assert body["messages"][-1]["content"] == [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ]
+    else:
+        assert body["input"][-1]["content"] == [
+            {"type": "input_text", "text": "What is this?"},
+            {"type": "input_image", "image_url": url},
+        ]

@@ -69,6 +69,30 @@ def is_reasoning_model(model: str) -> bool:
     return low.startswith(REASONING_PREFIXES) and not low.startswith("gpt-5-chat")
 
 
+def chat_message(message: Message) -> dict[str, Any]:
+    """One turn in Chat Completions' shape: text and image parts become ``text`` / ``image_url`` parts.
+
+    A plain string stays a string; only a user turn may carry images (other
+    roles keep the text of their parts).
+    """
+    content = message.get("content")
+    if not isinstance(content, list):
+        return dict(message)
+    parts: list[Any] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append({"type": "text", "text": part.get("text", "")})
+        elif kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": responses.data_url(part)}})
+        else:  # already in the wire's shape
+            parts.append(part)
+    if message.get("role") != "user":
+        texts = [p.get("text", "") for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+        return {**message, "content": "".join(texts)}
+    return {**message, "content": parts}
+
+
 def build_payload(
     messages: list[Message],
     *,
@@ -82,7 +106,7 @@ def build_payload(
 ) -> dict[str, Any]:
     """The JSON body of ``POST /chat/completions`` (``stream_usage``: ask for the usage chunk)."""
     reasoning = is_reasoning_model(model) if reasoning is None else reasoning
-    payload: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
+    payload: dict[str, Any] = {"model": model, "messages": [chat_message(m) for m in messages]}
     if temperature is not None and not (reasoning and float(temperature) != 1.0):
         payload["temperature"] = float(temperature)
     if max_tokens:

@@ -41,6 +41,7 @@ __all__ = [
     "UNSUPPORTED_PARAMS",
     "EventStream",
     "build_request",
+    "data_url",
     "is_responses_model",
     "parse_response",
     "to_input",
@@ -72,6 +73,13 @@ def is_responses_model(model: str | None) -> bool:
     return bool(RESPONSES_ONLY.match(name.lower()))
 
 
+def data_url(part: dict[str, Any]) -> str:
+    """An image part (MIME type and bytes) as a ``data:`` URL, the form OpenAI's APIs take inline."""
+    data = part.get("data") or b""
+    raw = data if isinstance(data, (bytes, bytearray)) else str(data).encode()
+    return f"data:{part.get('mime_type') or 'image/png'};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
 def _part(part: Any, role: str) -> Any:
     if not isinstance(part, dict):
         return part
@@ -79,10 +87,7 @@ def _part(part: Any, role: str) -> Any:
     if kind == "text":
         return {"type": "output_text" if role == "assistant" else "input_text", "text": part.get("text", "")}
     if kind == "image":
-        data = part.get("data") or b""
-        raw = data if isinstance(data, (bytes, bytearray)) else str(data).encode()
-        url = f"data:{part.get('mime_type') or 'image/png'};base64,{base64.b64encode(raw).decode('ascii')}"
-        return {"type": "input_image", "image_url": url}
+        return {"type": "input_image", "image_url": data_url(part)}
     return dict(part)
 
 
