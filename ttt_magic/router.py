@@ -17,7 +17,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import error_from_response, error_info
@@ -65,6 +65,17 @@ class Attempt:
     wait: float = 0.0
     elapsed: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        # By hand: dataclasses.asdict deep-copies, which cost more than the rest of a route record.
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "outcome": self.outcome,
+            "error": self.error,
+            "wait": self.wait,
+            "elapsed": self.elapsed,
+        }
+
 
 @dataclass
 class Route:
@@ -109,7 +120,7 @@ class Route:
             "steps": list(self.steps),
             "fallbacks": [list(f) for f in self.fallbacks],
             "error": self.error,
-            "attempts": [asdict(a) for a in self.attempts],
+            "attempts": [a.to_dict() for a in self.attempts],
         }
 
     @classmethod

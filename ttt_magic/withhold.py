@@ -77,12 +77,26 @@ def _env_values(settings: Any) -> tuple[str | None, ...]:
     """The variables secrets come from (a key can change without the settings changing)."""
     from .config import SCHEMA
 
-    names = [name for setting in SCHEMA.values() if setting.secret for name in setting.env]
     backends = settings.values.get("backends") or {}
-    names += [
+    named = [
         cfg["api_key_env"] for cfg in backends.values() if isinstance(cfg, dict) and cfg.get("api_key_env")
     ]
-    return tuple(os.environ.get(str(name)) for name in names)
+    if not named and _RAW_ENV is not None:  # the common case, read cheaply (see config._env_snapshot)
+        return tuple(map(_RAW_ENV.get, _secret_env_names(SCHEMA, encoded=True)))
+    names = [*_secret_env_names(SCHEMA, encoded=False), *map(str, named)]
+    return tuple(os.environ.get(name) for name in names)
+
+
+_RAW_ENV = getattr(os.environ, "_data", None) if os.name == "posix" else None
+_NAMES: dict[bool, tuple[Any, ...]] = {}
+
+
+def _secret_env_names(schema: Any, *, encoded: bool) -> tuple[Any, ...]:
+    names = _NAMES.get(encoded)
+    if names is None:
+        plain = tuple(name for setting in schema.values() if setting.secret for name in setting.env)
+        names = _NAMES[encoded] = tuple(os.fsencode(n) for n in plain) if encoded else plain
+    return names
 
 
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> tuple[str, int]:
