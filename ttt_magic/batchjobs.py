@@ -1197,8 +1197,9 @@ def submit_batch(
     job._write_parts(lines())
     job.submit()
     cost = "unknown cost" if est.cost is None else f"estimated ${est.cost:.4f} at the batch price"
+    batches = f"{len(job.parts)} batch" + ("es" if len(job.parts) != 1 else "")
     _note(
-        f"submit_batch: {job.rows:,} rows sent to the {service.label} (in {len(job.parts)} batch{"es" if len(job.parts) != 1 else ""}, {cost}); "
+        f"submit_batch: {job.rows:,} rows sent to the {service.label} (in {batches}, {cost}); "
         f"the job is kept in {str(path)!r}: BatchJob.load({str(path)!r}) picks it up after a restart."
     )
     return job
