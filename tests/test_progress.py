@@ -90,8 +90,8 @@ def test_choosing_a_display(monkeypatch):
 
 
 def test_in_a_kernel_an_ipywidgets_bar(monkeypatch):
-    pytest.importorskip("ipywidgets")
     import IPython.display
+    import ipywidgets  # noqa: F401 - a test dependency: missing must fail
 
     shown = []
     monkeypatch.setattr(progress, "in_kernel", lambda: True)

@@ -82,7 +82,7 @@ def test_unreadable_schemas_are_usage_errors(bad, message):
 
 
 def test_a_pydantic_model_validates_with_pydantic():
-    pydantic = pytest.importorskip("pydantic")
+    import pydantic
 
     class City(pydantic.BaseModel):
         city: str
@@ -320,7 +320,8 @@ def test_ask_with_a_schema_end_to_end(jsonish):
 
 
 def test_ask_many_with_a_schema_fills_data_and_frames(jsonish):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     from ttt_magic.batch import ask_many
 
     jsonish.script = [json.dumps({"city": c, "year": y, "tags": []}) for c, y in [("Paris", 1), ("Rome", 2)]]

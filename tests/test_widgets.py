@@ -14,9 +14,8 @@ import sys
 import threading
 from typing import Any, ClassVar
 
+import ipywidgets  # noqa: F401 - a test dependency: missing must fail, not skip
 import pytest
-
-pytest.importorskip("ipywidgets")
 
 import ttt_magic
 from ttt_magic import config
