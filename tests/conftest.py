@@ -28,7 +28,15 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")
     monkeypatch.setenv("TTT_MOCK_DELAY", "0")
     from ttt_magic import config
+    from ttt_magic.registry import model_registry
 
     config.reset()
+    added = dict(model_registry._added)  # models a test (or a doc example) adds at run time
     yield home
     config.reset()
+    if model_registry._added != added:
+        with model_registry._lock:
+            model_registry._added.clear()
+            model_registry._added.update(added)
+            model_registry._added_version += 1
+            model_registry._view = None
