@@ -119,6 +119,7 @@ def test_no_template_sends_each_item_as_is_and_generators_work():
 
 def test_series_in_series_out_on_its_index():
     import pandas as pd
+
     df = pd.DataFrame({"text": ["alpha", "beta", "gamma"]}, index=[10, 20, 30])
     df["summary"] = ask_many(df["text"], "Summarize: {}", backend="tally").texts
     assert list(df["summary"]) == ["Summarize: alpha!", "Summarize: beta!", "Summarize: gamma!"]
@@ -128,6 +129,7 @@ def test_series_in_series_out_on_its_index():
 
 def test_a_named_series_may_be_named_in_the_template():
     import pandas as pd
+
     reviews = pd.Series(["good", "bad film"], name="review")
     answers = ask_many(reviews, "Classify: {review}", backend="tally")
     assert answers.prompts == ["Classify: good", "Classify: bad film"]
@@ -135,6 +137,7 @@ def test_a_named_series_may_be_named_in_the_template():
 
 def test_dataframe_rows_fill_fields_and_join_back():
     import pandas as pd
+
     df = pd.DataFrame({"title": ["A", "B"], "body": ["one", "two"]}, index=["x", "y"])
     answers = ask_many(df, "{title}: {body}", backend="tally")
     assert answers.prompts == ["A: one", "B: two"]
@@ -145,6 +148,7 @@ def test_dataframe_rows_fill_fields_and_join_back():
 
 def test_to_frame_expands_dict_data_into_columns():
     import pandas as pd
+
     answers = Answers(
         [
             AIResponse('{"city": "Paris"}', data={"city": "Paris", "year": 1900}),
@@ -179,6 +183,7 @@ def test_a_missing_field_is_a_usage_error_naming_field_and_row_before_sending():
 
 def test_a_nan_field_names_its_row_and_index_label():
     import pandas as pd
+
     df = pd.DataFrame({"title": ["a", None]}, index=["first", "second"])
     with pytest.raises(UsageError, match=r"Row 1 \(index 'second'\) has no value .* for \{title\}"):
         ask_many(df, "T: {title}", backend="tally")
