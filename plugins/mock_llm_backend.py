@@ -34,6 +34,14 @@ enough like a real model that everything above it can be exercised offline:
   "Earlier you asked about ...". (Not in a JSON answer, which stays pure JSON,
   as it does under any system prompt.)
 * Its answers cost nothing: the class says so with ``free = True``.
+* It can think, like a reasoning model: with ``backends: {mock: {think: true}}``
+  (``%ttt_config backends.mock.think=true``), or whenever ``effort=`` is given,
+  it streams a short thinking text first, as ``ttt_magic.models.Thinking``
+  pieces (paced like the answer), then the answer. The thinking is
+  deterministic: it quotes the prompt's topic and plans the kind of answer;
+  ``effort="low"`` thinks one step, ``"medium"`` (the default) two, ``"high"``
+  three. Its size is reported as ``metadata["thinking_tokens"]``, the effort
+  as ``metadata["effort"]``; ``ask`` (not streamed) puts it on ``.reasoning``.
 
 TEST HOOKS (deterministic failures; write them anywhere in the prompt):
 
@@ -51,12 +59,13 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ttt_magic.backends import BaseBackend
 from ttt_magic.errors import ProviderError
-from ttt_magic.models import StreamEnd
+from ttt_magic.models import AIResponse, StreamEnd, Thinking
 
 DEFAULT_DELAY = 0.02
 MODELS = ["mock-1", "mock-fast"]
@@ -652,6 +661,60 @@ def json_answer(prompt: str, schema: Any = None) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+# --------------------------------------------------------------------------- thinking
+
+#: ``effort`` -> how many steps of thinking (``think: true`` without an effort thinks "medium").
+THINKING_STEPS = {"low": 1, "medium": 2, "high": 3}
+
+
+def _plan(kind: str, prompt: str) -> str:
+    """What the answer should look like, as a model would plan it."""
+    if kind == "code":
+        lang = _pretty(language(prompt))
+        return (
+            f"This asks for {_article(language(prompt))} {lang} snippet. "
+            "Pick a clear name, keep it short, and end with a call that prints something."
+        )
+    if kind == "explanation":
+        return (
+            "This asks for an explanation. A heading, one line saying what it is, "
+            "then a few bullet points; no jargon without a definition."
+        )
+    if kind == "greeting":
+        return "This is a greeting. Answer in one friendly line and offer to help."
+    if kind == "json":
+        return "This asks for JSON. Valid JSON and nothing around it: no fence, no prose."
+    if kind == "prose":
+        return "This asks for a piece of writing. Keep it short, concrete and on the subject."
+    return "There is no clear task here. Restate the message and suggest a next step."
+
+
+def compose_thinking(prompt: str, effort: str | None = None, *, system: str | None = None) -> str:
+    """The mock's thinking about a request: deterministic, a step per level of ``effort``."""
+    clean = strip_hooks(prompt)
+    kind = classify(clean)
+    if kind != "json" and system and re.search(r"\bjson\b", system, re.IGNORECASE):
+        kind = "json"
+    subject = topic(clean)
+    steps = [
+        f"The question is about “{subject}”. " + _plan(kind, clean),
+        "Start with the simplest correct version, then check it against the question: "
+        "does it answer what was asked, and nothing else?",
+        "One more pass: is every claim true, is the example small enough to read at a glance, "
+        "and would a beginner follow it? Then write the answer.",
+    ]
+    if system and system.strip():
+        steps[0] += " Follow the system instruction too."
+    return "\n\n".join(steps[: THINKING_STEPS.get(effort or "medium", 2)])
+
+
+def thinks(config: dict[str, Any], effort: str | None) -> bool:
+    """Whether the mock thinks for this request: ``think`` configured true, or an ``effort`` given."""
+    raw = config.get("think")
+    on = raw.strip().lower() in ("1", "true", "yes", "on") if isinstance(raw, str) else bool(raw)
+    return on or effort is not None
+
+
 # --------------------------------------------------------------------------- shaping the answer
 
 
@@ -784,8 +847,8 @@ def chunks(text: str) -> list[str]:
 class MockLLMBackend(BaseBackend):
     """A pretend LLM: prompt-dependent template answers, streamed with realistic pacing.
 
-    Only ``astream`` is written; ``BaseBackend.ask`` gathers it, pauses included
-    (a real model takes about as long whether or not it streams).
+    ``astream`` is the answer; ``ask`` gathers it, pauses included (a real model
+    takes about as long whether or not it streams), with the thinking apart.
     """
 
     backend_name = "mock"
@@ -815,7 +878,7 @@ class MockLLMBackend(BaseBackend):
         temperature: float | None = None,
         max_tokens: int | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[str | StreamEnd]:
+    ) -> AsyncIterator[str | Thinking | StreamEnd]:
         if not isinstance(prompt, str):  # content parts: [{"type": "text", "text": ...}, ...]
             prompt = " ".join(str(p.get("text", "")) for p in prompt if isinstance(p, dict))
         if HOOK_FAIL in prompt.lower():
@@ -833,15 +896,30 @@ class MockLLMBackend(BaseBackend):
                 kind="mock",
             )
         history = kwargs.get("history")
+        effort = kwargs.get("effort")
         # The request's other arguments: ``schema=``, provider options (``options={...}``)
         # and, when the backend is called directly, ``response_format=`` / ``format=``.
         options = dict(kwargs.get("options") or {})
-        options.update({k: v for k, v in kwargs.items() if k not in ("history", "options", "images")})
+        options.update(
+            {k: v for k, v in kwargs.items() if k not in ("history", "options", "images", "effort")}
+        )
         text, facts = compose(
             prompt, system=system, temperature=temperature, history=history, options=options
         )
         text, cut = truncate(text, max_tokens)
         pause = self.delay(model)
+        thinking = thinks(self.backend_config, effort)
+        thought = compose_thinking(prompt, effort, system=system) if thinking else ""
+        for sent, piece in enumerate(chunks(thought)):
+            if pause and sent:
+                await asyncio.sleep(pause)
+            yield Thinking(piece)
+        if thought:
+            facts["thinking_tokens"] = estimate_tokens(thought)
+            if effort is not None:
+                facts["effort"] = effort
+            if pause:
+                await asyncio.sleep(pause)
         fail_after = 3 if HOOK_FAIL_AFTER_3 in prompt.lower() else None
         for sent, piece in enumerate(chunks(text)):
             if fail_after is not None and sent == fail_after:
@@ -866,6 +944,44 @@ class MockLLMBackend(BaseBackend):
             tokens_out=estimate_tokens(text),
             finish_reason="length" if cut else "stop",
             metadata=facts,
+        )
+
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AIResponse:
+        """``astream`` gathered, pauses included; its thinking goes to ``.reasoning``, not the text."""
+        started = time.perf_counter()
+        parts: list[str] = []
+        thoughts: list[str] = []
+        end = StreamEnd()
+        try:
+            async for item in self.astream(
+                prompt, model=model, system=system, temperature=temperature, max_tokens=max_tokens, **kwargs
+            ):
+                if isinstance(item, StreamEnd):
+                    end = item
+                elif isinstance(item, Thinking):
+                    thoughts.append(item.text)
+                else:
+                    parts.append(item)
+        except ProviderError as exc:
+            return self.failure(exc, model=model, text="".join(parts))
+        return AIResponse(
+            "".join(parts),
+            model=end.model or model,
+            backend=self.name,
+            tokens_in=end.tokens_in,
+            tokens_out=end.tokens_out,
+            time_taken=time.perf_counter() - started,
+            metadata={**end.metadata, **({"finish_reason": end.finish_reason} if end.finish_reason else {})},
+            reasoning="".join(thoughts) or None,
         )
 
     async def models(self) -> list[str]:

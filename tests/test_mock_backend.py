@@ -480,3 +480,73 @@ def test_structured_answers_through_the_api():
     assert answer.succeeded, answer.error
     assert set(answer.data) == {"city", "year", "tags"} and isinstance(answer.data["year"], int)
     assert json.loads(str(answer)) == answer.data
+
+
+# --------------------------------------------------------------------------- thinking (issue #16)
+
+
+def _pieces(backend, prompt, **kwargs):
+    """(thinking pieces, answer chunks, StreamEnd) of one astream, in the order they came."""
+
+    async def go():
+        order = []
+        async for item in backend.astream(prompt, **kwargs):
+            order.append(item)
+        return order
+
+    from ttt_magic.models import Thinking
+
+    order = run(go())
+    thoughts = [i for i in order if isinstance(i, Thinking)]
+    text = [i for i in order if isinstance(i, str)]
+    if thoughts and text:
+        assert order.index(text[0]) > order.index(thoughts[-1])  # all the thinking comes first
+    return thoughts, text, order[-1]
+
+
+def test_the_mock_thinks_first_when_configured(mock_module, monkeypatch):
+    monkeypatch.setenv("TTT_MOCK_DELAY", "0")
+    plain = mock_module.MockLLMBackend({})
+    thinker = mock_module.MockLLMBackend({"think": True})
+    prompt = "Explain what a list comprehension is"
+    assert _pieces(plain, prompt)[0] == []
+    thoughts, text, end = _pieces(thinker, prompt)
+    thought = "".join(map(str, thoughts))
+    assert len(thoughts) > 5 and "“list comprehension”" in thought
+    assert "".join(text) == "".join(_pieces(plain, prompt)[1])  # the answer is unchanged
+    assert thought == "".join(map(str, _pieces(thinker, prompt)[0]))  # deterministic
+    assert end.metadata["thinking_tokens"] == mock_module.estimate_tokens(thought)
+    assert "effort" not in end.metadata
+
+
+def test_effort_makes_the_mock_think_longer(mock):
+    sizes = {}
+    for effort in ("low", "medium", "high"):
+        thoughts, _, end = _pieces(mock, "Write a Python function that reverses a list", effort=effort)
+        sizes[effort] = len("".join(map(str, thoughts)))
+        assert end.metadata["effort"] == effort
+    assert 0 < sizes["low"] < sizes["medium"] < sizes["high"]
+
+
+def test_ask_keeps_the_mock_thinking_apart(mock):
+    answer = run(mock.ask("hello", effort="low"))
+    assert answer.reasoning.startswith("The question is about “hello”. This is a greeting.")
+    assert "The question" not in answer.text and answer.text.startswith("Hello")
+
+
+def test_think_set_through_ttt_config_reaches_the_stream(monkeypatch):
+    """``%ttt_config backends.mock.think=true`` (dotted keys): ``stream(parts=True)`` thinks."""
+    from ttt_magic import api, config
+    from ttt_magic.models import Thinking
+    from ttt_magic.notebook.options import parse_assignments
+
+    monkeypatch.setenv("TTT_MOCK_DELAY", "0")
+    config.configure(**parse_assignments(["backends.mock.think=true"]))
+    try:
+        answer = api.stream("Why is the sky blue?", backend="mock", parts=True)
+        pieces = list(answer)
+    finally:
+        config.reset()
+    assert isinstance(pieces[0], Thinking) and answer.thinking == answer.response.reasoning
+    assert answer.response.text == "".join(p for p in pieces if isinstance(p, str))
+    assert answer.response.metadata["thinking_tokens"] > 0
