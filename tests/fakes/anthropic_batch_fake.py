@@ -56,7 +56,8 @@ class AnthropicBatchFake(FakeServer):
         self.route("POST", "/v1/messages/batches/{batch_id}/cancel", self._cancel)
 
     def _auth(self, request: Recorded) -> Reply | None:
-        if self.api_key and request.headers.get("x-api-key") != self.api_key:
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")  # newer SDKs send this
+        if self.api_key and (request.headers.get("x-api-key") or bearer) != self.api_key:
             return error(401, "authentication_error", "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return error(400, "invalid_request_error", "anthropic-version: header is required")

@@ -7,8 +7,8 @@ Speaks the real wire format of the Gemini Developer API: ``POST
 ``batches/{id}`` whose ``metadata`` is the batch (``state``,
 ``batchStats`` with int64 counts as strings); ``GET /{version}/batches/{id}``
 moves it on (``BATCH_STATE_PENDING`` -> ``RUNNING`` -> ``SUCCEEDED``, or
-``EXPIRED`` / ``CANCELLED``); once done the operation carries the answers,
-in request order, in ``response.inlinedResponses.inlinedResponses`` and
+``EXPIRED`` / ``CANCELLED``); once done the operation carries the answers of
+the requests it reached, in request order, in ``response.inlinedResponses.inlinedResponses`` and
 ``metadata.output.inlinedResponses`` (as the service does): one
 ``{"response": GenerateContentResponse, "metadata"}`` or ``{"error"}`` each.
 ``POST /{version}/batches/{id}:cancel`` cancels. The official ``google-genai``
@@ -130,8 +130,7 @@ class GeminiBatchFake(FakeServer):
         if progress.cancelled_at is not None:
             meta["state"] = "BATCH_STATE_CANCELLED"
         elif progress.expired:
-            meta["state"] = "BATCH_STATE_EXPIRED"
-            return  # an expired batch has no output
+            meta["state"] = "BATCH_STATE_EXPIRED"  # the rows it reached keep their answers
         else:
             meta["state"] = "BATCH_STATE_SUCCEEDED"
         answers = [

@@ -21,6 +21,7 @@ with the Anthropic and Gemini batch fakes):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -79,7 +80,8 @@ class Progress:
 
     def __init__(self, rows: list[Row], behaviour: Behaviour) -> None:
         self.rows = rows
-        self.behaviour = behaviour
+        #: Fixed when the batch is created: a later change to the fake's behaviour is for later batches.
+        self.behaviour = dataclasses.replace(behaviour)
         self.reads = 0
         self.cancelled_at: int | None = None
         self.created = int(time.time())
