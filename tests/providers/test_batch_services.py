@@ -161,7 +161,7 @@ def test_request_lines_are_the_bodies_ask_would_send(service, clock):
 
 
 def test_the_key_is_in_no_file_and_the_state_file_is_plain_json(service, clock):
-    engine, fake, model = service
+    _engine, _fake, model = service
     job = submit_batch(PROMPTS[:3], model=model)
     restart(job).wait(progress=False)
     restart(job).results()
@@ -222,7 +222,7 @@ def test_failed_rows_keep_their_error_and_retry_with_ask_many(service, clock):
 
 
 def test_cancel_keeps_what_was_answered(service, clock):
-    engine, fake, model = service
+    _engine, fake, model = service
     fake.behaviour.polls = 3
     job = submit_batch(PROMPTS[:8], model=model)
     first = restart(job).status()  # one poll: 2 of 8 processed (8 * 1 // 4)
@@ -236,7 +236,7 @@ def test_cancel_keeps_what_was_answered(service, clock):
 
 
 def test_wait_interrupted_leaves_the_job_running_and_a_new_kernel_picks_it_up(service, clock, capsys):
-    engine, fake, model = service
+    _engine, fake, model = service
     fake.behaviour.polls = 5  # two polls in wait, one in each results() below, then the end
     job = submit_batch(PROMPTS[:5], model=model)
     clock.interrupt_after = 1
@@ -255,7 +255,7 @@ def test_wait_interrupted_leaves_the_job_running_and_a_new_kernel_picks_it_up(se
 
 
 def test_submitting_the_same_rows_again_picks_the_job_up(service, clock, capsys):
-    engine, fake, model = service
+    _engine, fake, model = service
     first = submit_batch(PROMPTS[:3], "Q: {}", model=model)
     second = submit_batch(PROMPTS[:3], "Q: {}", model=model)
     assert second.path == first.path and second.ids == first.ids
@@ -269,7 +269,7 @@ def test_submitting_the_same_rows_again_picks_the_job_up(service, clock, capsys)
 
 
 def test_parts_split_at_the_service_limit(service, clock, monkeypatch):
-    engine, fake, model = service
+    _engine, _fake, model = service
     from ttt_magic.registry import backend_registry
 
     job_service = batchjobs.service_for(backend_registry.get("cloud"), model)[0]
@@ -302,7 +302,7 @@ def test_structured_answers_are_checked_against_the_schema(service, clock):
 
 
 def test_iter_results_streams_pairs(service, clock):
-    engine, fake, model = service
+    _engine, _fake, model = service
     job = submit_batch(PROMPTS[:6], model=model)
     restart(job).wait(progress=False)
     pairs = list(restart(job).iter_results())
@@ -415,7 +415,7 @@ def test_anthropic_results_url_on_another_host_is_not_followed(fake_factory, clo
 
 
 def test_a_refused_request_file_fails_every_row_with_the_reason(fake_factory, clock, monkeypatch):
-    fake = start("openai", fake_factory)
+    start("openai", fake_factory)
     original = OpenAIBatchFake._read_input
 
     def refuse(data, endpoint):
