@@ -76,7 +76,10 @@ class ModelRegistry:
         self._catalog = catalog
 
     def _merged(self, settings: Settings | None = None) -> tuple[dict[str, ModelInfo], dict[str, str]]:
-        settings = settings or get_config()
+        if settings is None:
+            from .scope import current  # the running request's snapshot, when there is one
+
+            settings = current()
         with self._lock:
             if self._catalog is None:
                 self._load_catalog()

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import scope
 from .backends.base import error_from_response, error_info
 from .chain import Item, chain
 from .config import Settings, get_config
@@ -584,6 +585,20 @@ async def run(
         outcome.response = _finish("", route, None, None, started, error=route.error)
         return
     settings = route.settings or get_config()
+    with scope.active(settings):
+        async for item in _attempts(route, request, outcome, settings, started, stream, parts_wanted):
+            yield item
+
+
+async def _attempts(
+    route: Route,
+    request: Request,
+    outcome: StreamOutcome,
+    settings: Settings,
+    started: float,
+    stream: bool,
+    parts_wanted: bool,
+) -> AsyncIterator[str | Thinking]:
     errors: list[str] = []
     kept: tuple[str, str, str | None, StreamEnd | None, str] | None = None  # a failure's partial text
     for backend_name, model in route.plan:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import SCHEMA, ConfigError, Settings, deep_merge, get_config
 
-__all__ = ["effective", "settings"]
+__all__ = ["active", "current", "effective", "settings"]
 
 SCOPED_SOURCE = "settings() scope"
 
@@ -23,6 +23,8 @@ _overrides: contextvars.ContextVar[tuple[dict[str, Any], ...]] = contextvars.Con
     "ttt_magic_settings", default=()
 )
 _cache: dict[tuple[int, int], tuple[Settings, tuple[dict[str, Any], ...], Settings]] = {}
+#: The settings of the request being run (set by the router): what code below it reads.
+_active: contextvars.ContextVar[Settings | None] = contextvars.ContextVar("ttt_magic_active", default=None)
 
 
 def _convert(changes: dict[str, Any]) -> dict[str, Any]:
@@ -83,3 +85,28 @@ def effective() -> Settings:
         _cache.clear()
     _cache[key] = (base, layers, scoped)
     return scoped
+
+
+def current() -> Settings:
+    """The settings in force for the code running now.
+
+    Inside a request (the router, the chain, a backend, the model registry
+    they consult), the request's own snapshot: one read of the configuration
+    per request, and a backend cannot see settings change under it halfway.
+    Elsewhere, ``effective()``.
+    """
+    snapshot = _active.get()
+    return snapshot if snapshot is not None else effective()
+
+
+@contextmanager
+def active(snapshot: Settings) -> Iterator[None]:
+    """Make ``snapshot`` what ``current()`` returns within the block (the router's attempts)."""
+    token = _active.set(snapshot)
+    try:
+        yield
+    finally:
+        try:
+            _active.reset(token)
+        except ValueError:  # closed from another context (a generator finalised elsewhere)
+            _active.set(None)

@@ -65,7 +65,7 @@ _transport: httpx2.AsyncBaseTransport | None = None
 def _new_client() -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(DEFAULT_TIMEOUT, connect=10.0),
-        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0),
+        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0),
         headers={"user-agent": USER_AGENT},
         follow_redirects=False,
         transport=_transport,
