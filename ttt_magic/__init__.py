@@ -31,6 +31,7 @@ _LAZY = {
     "settings": "ttt_magic.scope",
     "usage": "ttt_magic.accounting",
     "estimate": "ttt_magic.batch",
+    "aask_many": "ttt_magic.batch",
     "Answers": "ttt_magic.batch",
     "get_config": "ttt_magic.config",
     "model_registry": "ttt_magic.registry",
@@ -50,6 +51,7 @@ __all__ = [
     "Chat",
     "ModelInfo",
     "aask",
+    "aask_many",
     "ask",
     "ask_many",
     "astream",
@@ -78,6 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .accounting import usage
     from .api import Chat, aask, ask, ask_many, astream, chat, route, stream
     from .backends.base import BaseBackend
+    from .batch import Answers, aask_many, estimate
     from .config import configure, get_config
     from .models import AIResponse, ModelInfo
     from .plugins import discover_plugins, load_plugin
