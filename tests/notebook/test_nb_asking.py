@@ -278,3 +278,127 @@ def test_the_exception_hook_is_shared_and_removed_on_unload(shell, capsys):
     finally:
         shell.set_custom_exc((), None)
         shell.run_line_magic("load_ext", "ttt_magic")  # the fixture unloads
+
+
+# ----------------------------------------------------------------- Ctrl-C without streaming (api.Interrupted)
+
+
+def _ctrl_c_while_waiting(coroutine, *args, **kwargs):
+    coroutine.close()  # never started: what Ctrl-C during runner.run leaves
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_a_whole_answer_keeps_the_interrupted_answer(shell, capsys, monkeypatch):
+    from ttt_magic import runner
+
+    monkeypatch.setattr(runner, "run", _ctrl_c_while_waiting)
+    result, out = run(shell, capsys, "%ask --no-stream -b echo -o r hello")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert out.startswith("[interrupted]\n") and "ttt-magic:" not in out  # the mark, no error line
+    partial = shell.user_ns["r"]
+    assert partial is ttt_magic.last_response
+    assert partial.metadata["interrupted"] is True and partial.error == api.INTERRUPTED
+    assert partial.backend == "echo" and partial.text == ""
+
+
+def test_ctrl_c_during_a_whole_answer_in_a_notebook_shows_a_clean_mark(shell, monkeypatch):
+    from ttt_magic import runner
+    from ttt_magic.notebook.render import StreamView
+
+    class Publisher:
+        sent: list = []
+
+        def show(self, data, metadata=None):
+            self.sent.append(data)
+
+        update = show
+
+    monkeypatch.setattr(runner, "run", _ctrl_c_while_waiting)
+    magics(shell).view_factory = lambda fmt, footer: StreamView(fmt, publisher=Publisher(), footer=footer)
+    try:
+        result = shell.run_cell("%%ask --no-stream -b echo\nhello")
+    finally:
+        magics(shell).view_factory = None
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    final = Publisher.sent[-1]
+    assert final["text/plain"] == "[interrupted]"  # no leading newline before the mark
+    assert final["text/markdown"].startswith("*[interrupted]*")
+    assert ttt_magic.last_response.metadata["interrupted"] is True
+
+
+# ----------------------------------------------------------------- %ttt_status and %ttt_config --show
+
+
+class Unpriced(BaseBackend):
+    """Answers without a price: the session's cost is unknown, not $0."""
+
+    backend_name = "unpriced"
+
+    async def ask(self, prompt, **kwargs):
+        return AIResponse("fine", backend=self.name, model="u-1", tokens_in=2, tokens_out=1)
+
+
+def test_status_says_unknown_cost_and_lists_each_backend_and_model(shell, capsys):
+    from ttt_magic import accounting
+    from ttt_magic.registry import backend_registry
+
+    accounting.reset()
+    backend_registry.register_backend("unpriced", Unpriced)
+    try:
+        run(shell, capsys, "%ask -b unpriced first")
+        run(shell, capsys, "%ask -b echo second")
+        _, out = run(shell, capsys, "%ttt_status")
+    finally:
+        backend_registry.unregister("unpriced")
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("calls"))
+    assert lines[header].split()[:4] == ["calls", "failures", "interrupted", "cached"]
+    assert lines[header + 2].split()[:2] == ["2", "0"] and " unknown " in lines[header + 2]
+    assert "$0.0000" not in lines[header + 2]
+    by_model = lines.index("By backend and model")
+    rows = {line.split()[0]: line.split() for line in lines[by_model + 3 : by_model + 5]}
+    assert rows["unpriced"][1:4] == ["u-1", "1", "0"] and "unknown" in rows["unpriced"]
+    assert rows["echo"][2:4] == ["1", "0"] and "$0.0000" in rows["echo"]
+
+
+def test_cost_text_is_unknown_only_when_no_cost_is_known():
+    from ttt_magic.notebook.reports import cost_text
+
+    assert cost_text(0.0, 0) == "$0.0000"
+    assert cost_text(0.0, 3) == "unknown"
+    assert cost_text(0.0123, 1) == "$0.0123 + unknown"
+
+
+def test_paths_are_shown_relative_or_under_home(tmp_path, monkeypatch):
+    from ttt_magic.notebook.reports import short_paths, shown_path
+
+    home, work = tmp_path / "home", tmp_path / "home" / "proj" / "notebooks"
+    work.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert shown_path(work / "ttt.yaml") == "ttt.yaml"
+    assert shown_path(home / ".config" / "ttt" / "config.yaml") == "~/.config/ttt/config.yaml"
+    assert shown_path(home / "proj" / "plugins" / "x.py") == "../plugins/x.py"  # shorter than ~/proj/...
+    assert shown_path("relative/as/given.py") == "relative/as/given.py"
+    text = f"plugin {work}/p.py; failed ({home}/.ai/plugins/b.py). See https://x.org/home/tmp/a and 3/4."
+    assert (
+        short_paths(text) == "plugin p.py; failed (~/.ai/plugins/b.py). See https://x.org/home/tmp/a and 3/4."
+    )
+
+
+def test_status_and_config_show_name_no_absolute_path(shell, capsys, tmp_path, monkeypatch):
+    from ttt_magic.registry import backend_registry
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ttt.yaml").write_text("timeout: 12\n")
+    backend_registry.register_backend("pathy", Unpriced, source=f"plugin {tmp_path}/plugins/pathy.py")
+    try:
+        _, status = run(shell, capsys, "%ttt_status")
+    finally:
+        backend_registry.unregister("pathy")
+    assert "plugin plugins/pathy.py" in status
+    _, shown = run(shell, capsys, "%ttt_config --show")
+    assert "Config files: ttt.yaml." in shown
+    assert next(line for line in shown.splitlines() if line.startswith("timeout ")).split()[-1] == "ttt.yaml"
+    for out in (status, shown):
+        assert str(tmp_path) not in out and os.path.expanduser("~") not in out

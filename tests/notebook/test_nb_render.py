@@ -346,3 +346,49 @@ def test_terminal_view_interrupt_and_non_streamed_code():
     out = io.StringIO()
     TerminalView("code", out=out, footer=False).finish(response(), text="Use:\n```python\nx = 1\n```")
     assert out.getvalue() == "x = 1\n"
+
+
+# --------------------------------------------------------------------------- wired features (issues #10, #12)
+
+
+def test_a_replayed_answer_says_where_and_when_it_was_recorded():
+    replayed = response(
+        "x",
+        cost=0.0,
+        time_taken=None,
+        metadata={
+            "replayed": {"backend": "llama-cpp", "model": "SmolLM2", "recorded": "2026-12-03T13:03:18Z"}
+        },
+    )
+    assert footer_text(replayed) == (
+        "mock-1 · mock · 3 in / 40 out · replayed · recorded from llama-cpp/SmolLM2 on 2026-12-03"
+    )
+    assert provenance(replayed)["replayed"]["model"] == "SmolLM2"  # kept in the saved notebook
+    bare = response("x", time_taken=None, metadata={"replayed": {"backend": None, "recorded": None}})
+    assert footer_text(bare) == "mock-1 · mock · 3 in / 40 out · replayed"
+
+
+def test_tokens_the_server_did_not_report_show_as_an_estimate():
+    counted = response("x", tokens_in=12, tokens_out=108, metadata={"tokens_estimated": True})
+    assert footer_text(counted) == "mock-1 · mock · ~120 tokens · 1.2 s"
+    assert provenance(counted)["tokens_estimated"] is True
+    assert "~" not in footer_text(response("x")) and "tokens_estimated" not in provenance(response("x"))
+
+
+def test_an_interrupted_answer_without_text_has_clean_plain_text():
+    stopped = response("", tokens_in=None, tokens_out=None, time_taken=None, error="Interrupted: x")
+    data, _ = final_bundle("", "markdown", stopped, interrupted=True)
+    assert data["text/plain"] == "[interrupted]"
+    assert data["text/markdown"] == f"{INTERRUPTED_MARK}\n\n<sub>mock-1 · mock</sub>"
+    data, _ = final_bundle("", "text", stopped, footer=False, interrupted=True)
+    assert data["text/plain"] == "[interrupted]"
+
+
+def test_route_text_of_a_record_is_route_explain_of_it():
+    from ttt_magic.router import Route
+
+    record = {**ROUTE, "error": "no backend left"}
+    assert route_text(record) == Route.from_dict(record).explain()
+    assert route_text(record).endswith(
+        "  error: no backend left\n  attempt down/-: error - boom\n  attempt echo/echo after 0.50s: ok"
+    )

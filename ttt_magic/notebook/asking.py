@@ -4,7 +4,8 @@
 with configured keys withheld), get the answer (streamed into the view, or
 whole), then conclude (store it, insert its code, show its final form, bring
 ``--explain`` up to date). Interrupted answers are never built here: a stream
-stopped by Ctrl-C builds its own (``AnswerStream.close()`` then ``.response``).
+stopped by Ctrl-C builds its own (``AnswerStream.close()`` then ``.response``),
+and ``ask`` raises ``api.Interrupted`` carrying one (``.response``).
 The magics own what outlives one ask (conversations, ``last_response``, the
 choice of view); this module only carries one through.
 """
@@ -85,22 +86,32 @@ class AskRun:
         answer = self._source("stream")(self.question.prompt, **self.question.call)
         answer.heartbeat = HEARTBEAT  # flush coalesced text while the model is silent
         self.route = answer.route
-        self._explain(self.route)  # the route this answer takes, above its text
         try:
+            self._explain(self.route)  # the route this answer takes, above its text
             for chunk in answer:
                 self.view.feed(chunk)
         except KeyboardInterrupt:
-            answer.close()  # the stream builds the interrupted answer: what arrived, marked
+            answer.close()  # the stream builds the interrupted answer: what arrived (maybe nothing), marked
             self._interrupted(answer.response, answer.text)
             raise
         return answer.response
 
     def _whole(self) -> Any:
-        """Wait for the whole answer; its route (with attempts) is shown above it."""
+        """Wait for the whole answer; its route (with attempts) is shown above it.
+
+        Ctrl-C while waiting: ``ask`` raises ``api.Interrupted`` carrying the
+        answer marked interrupted, which is kept and shown like a stream's. A
+        bare ``KeyboardInterrupt`` (before ``ask`` ran) has no answer: the mark alone.
+        """
+        from ..api import Interrupted
+
         try:
             response = self._source("ask")(self.question.prompt, **self.question.call)
+        except Interrupted as stopped:
+            self._interrupted(stopped.response, stopped.response.text)
+            raise
         except KeyboardInterrupt:
-            self._interrupted(None, "")  # no answer exists yet: the mark alone, nothing stored
+            self._interrupted(None, "")  # no answer exists yet: nothing stored
             raise
         self._explain(response.route)
         return response

@@ -348,7 +348,7 @@ class TTTMagics(Magics):
         """Backends (available or why not), plugins (loaded or failed) and this session's usage."""
         from ..api import usage
 
-        self._display_obj(status_report(usage(), self.chats))
+        self._display_obj(status_report(usage(), self.chats, usage(by="model")))
 
     @line_magic
     def ttt_askbox(self, line: str = "") -> None:

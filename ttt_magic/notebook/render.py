@@ -115,8 +115,11 @@ def provenance(response: Any) -> dict[str, Any]:
         "interrupted": meta.get("interrupted"),
         "truncated": truncated(response),
         "cached": meta.get("cached"),
+        "tokens_estimated": meta.get("tokens_estimated"),
     }
     record.update({name: True for name, on in flags.items() if on})
+    if meta.get("replayed"):
+        record["replayed"] = meta["replayed"]  # backend, model and date of the recording
     return _jsonable(record)
 
 
@@ -151,7 +154,10 @@ def _price(cost: float) -> str:
 
 
 def footer_parts(response: Any, *, elapsed: float | None = None) -> list[str]:
-    """The footer's pieces: model, backend, tokens, time, cost, then truncated/cached; unknowns left out.
+    """The footer's pieces: model, backend, tokens, time, cost, then truncated, cached, replayed.
+
+    Unknowns are left out; tokens the server did not report (counted by us)
+    show as ``~N tokens``.
 
     ``elapsed`` stands in for the time when the answer does not carry one (the
     CLI measures its own).
@@ -159,8 +165,11 @@ def footer_parts(response: Any, *, elapsed: float | None = None) -> list[str]:
     if response is None:
         return []
     parts = [str(v) for v in (getattr(response, "model", None), getattr(response, "backend", None)) if v]
+    meta = getattr(response, "metadata", None) or {}
     tin, tout = getattr(response, "tokens_in", None), getattr(response, "tokens_out", None)
-    if tin is not None or tout is not None:
+    if meta.get("tokens_estimated") and (tin is not None or tout is not None):
+        parts.append(f"~{(tin or 0) + (tout or 0)} tokens")  # counted by us: the server reported none
+    elif tin is not None or tout is not None:
         parts.append(f"{tin if tin is not None else '?'} in / {tout if tout is not None else '?'} out")
     taken = getattr(response, "time_taken", None)
     taken = elapsed if taken is None else taken
@@ -171,9 +180,21 @@ def footer_parts(response: Any, *, elapsed: float | None = None) -> list[str]:
         parts.append(_price(cost))
     if truncated(response):
         parts.append(TRUNCATED_NOTE)
-    if (getattr(response, "metadata", None) or {}).get("cached"):
+    if meta.get("cached"):
         parts.append("cached")
+    if meta.get("replayed"):
+        parts += ["replayed", *_recorded_from(meta["replayed"])]
     return parts
+
+
+def _recorded_from(replayed: Any) -> list[str]:
+    """``recorded from llama-cpp/SmolLM2 on 2026-12-03``: where a replayed answer first came from."""
+    if not isinstance(replayed, dict):
+        return []
+    source = "/".join(str(v) for v in (replayed.get("backend"), replayed.get("model")) if v)
+    date = str(replayed.get("recorded") or "")[:10]  # the day of an ISO timestamp
+    words = (["from", source] if source else []) + (["on", date] if date else [])
+    return [" ".join(["recorded", *words])] if words else []
 
 
 def footer_text(response: Any, *, elapsed: float | None = None, notes: Iterable[str] = ()) -> str:
@@ -288,7 +309,7 @@ def final_bundle(
     else:
         data = {"text/markdown": "\n\n".join([head, *tail_md]) if head else "\n\n".join(tail_md)}
         data.update(extra)
-    data["text/plain"] = "\n".join([plain, *tail_plain]) if tail_plain else plain
+    data["text/plain"] = "\n".join(piece for piece in [plain, *tail_plain] if piece)
     return data, metadata
 
 
@@ -483,26 +504,16 @@ def route_text(route: Any) -> str:
     """The explanation of a route: a ``Route`` explains itself; the JSON record an answer keeps is read.
 
     The record (``response.metadata["route"]``) is what a non-streamed answer
-    carries; its layout is ``Route.to_dict()``'s, shown the way ``Route.explain()`` shows it.
+    carries (``Route.to_dict()``); ``Route.from_dict`` makes it a ``Route`` again,
+    so both are shown by the one formatter, ``Route.explain()``.
     """
     if route is None:
         return "Route: not recorded for this answer."
-    if hasattr(route, "explain"):
-        return route.explain()
-    lines = [
-        f"Route: backend={route.get('backend') or '-'} model={route.get('model') or '(backend default)'}"
-    ]
-    lines += [f"  {i}. {step}" for i, step in enumerate(route.get("steps") or [], 1)]
-    if route.get("fallbacks"):
-        chain = ", ".join(f"{b}" + (f" ({m})" if m else "") for b, m in route["fallbacks"])
-        lines.append(f"  fallbacks: {chain}")
-    if route.get("error"):
-        lines.append(f"  error: {route['error']}")
-    for a in route.get("attempts") or []:
-        wait = f" after {a['wait']:.2f}s" if a.get("wait") else ""
-        failure = f" - {a['error']}" if a.get("error") else ""
-        lines.append(f"  attempt {a['backend']}/{a.get('model') or '-'}{wait}: {a['outcome']}{failure}")
-    return "\n".join(lines)
+    if not hasattr(route, "explain"):
+        from ..router import Route
+
+        route = Route.from_dict(route)
+    return route.explain()
 
 
 class RouteView:

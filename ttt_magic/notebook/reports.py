@@ -1,14 +1,62 @@
 """The tables behind ``%ttt_config --show``, ``%ttt_models`` and ``%ttt_status``.
 
 Each returns a ``tables.Report``/``Table``: HTML in a notebook, plain text in a
-terminal.
+terminal. Paths are shown relative to the current folder or as ``~/...``
+(``shown_path``), so a saved notebook does not tell where it was run.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
-__all__ = ["config_table", "models_report", "shown_value", "status_report"]
+__all__ = [
+    "config_table",
+    "cost_text",
+    "models_report",
+    "short_paths",
+    "shown_path",
+    "shown_value",
+    "status_report",
+]
+
+#: An absolute path inside a message: not part of a URL or a longer word ("https://x/y", "a/b").
+_ABSOLUTE = re.compile(r"(?<![\w.:/~-])/[^\s\"'<>()/]+/[^\s\"'<>()]*[^\s\"'<>().,;:]")
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as people see it: relative to the current folder, or ``~/...``, whichever is shorter."""
+    from ..config import display_path
+
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return display_path(text)
+    forms = []
+    try:
+        forms.append(os.path.relpath(text))
+    except ValueError:  # another drive (Windows)
+        pass
+    home = os.path.expanduser("~").rstrip(os.sep)
+    if home and (text == home or text.startswith(home + os.sep)):
+        forms.append("~" + text[len(home) :])
+    return display_path(min(forms, key=len) if forms else text)
+
+
+def short_paths(text: str) -> str:
+    """``text`` with every absolute path in it written by ``shown_path`` (sources, reasons, errors)."""
+    return _ABSOLUTE.sub(lambda m: shown_path(m.group(0)), text) if "/" in text else text
+
+
+def _short(rows: Any) -> list[list[str]]:
+    return [[short_paths(str(cell)) if cell is not None else "" for cell in row] for row in rows]
+
+
+def cost_text(cost: float, unpriced: int) -> str:
+    """Dollars spent; "unknown" when calls had no price and none had one (not "$0.0000", not "free")."""
+    if unpriced and not cost:
+        return "unknown"
+    return f"${cost:.4f}" + (" + unknown" if unpriced else "")
 
 
 def shown_value(settings: Any, key: str) -> str:
@@ -21,12 +69,12 @@ def shown_value(settings: Any, key: str) -> str:
 def config_table(settings: Any, note: str | None = None) -> Any:
     from .tables import Table
 
-    files = ", ".join(str(p) for p in settings.files) or "none found"
+    files = ", ".join(shown_path(p) for p in settings.files) or "none found"
     extra = f"Config files: {files}."
     return Table(
         "ttt-magic configuration",
         ["setting", "value", "source"],
-        settings.rows(),
+        _short(settings.rows()),
         note=f"{extra}\n{note}" if note else extra,
     )
 
@@ -82,11 +130,14 @@ def models_report(pattern: str = "") -> Any:
     )
 
 
-def status_report(session: dict[str, Any], chats: dict[str, Any] | None = None) -> Any:
+def status_report(
+    session: dict[str, Any], chats: dict[str, Any] | None = None, by_model: list[dict[str, Any]] | None = None
+) -> Any:
     """``%ttt_status``: backends, plugins, and this session's calls, tokens and cost.
 
     ``session`` is ``ttt_magic.api.usage()``: every answer of this process, from
-    magics, widgets or code alike.
+    magics, widgets or code alike; ``by_model`` is ``usage(by="model")``, one
+    row per backend and model.
     """
     from ..plugins import ensure_discovered, plugin_records
     from ..registry import backend_registry
@@ -106,21 +157,43 @@ def status_report(session: dict[str, Any], chats: dict[str, Any] | None = None) 
     ]
     usage = Table(
         "This session",
-        ["calls", "failures", "tokens in", "tokens out", "cost"],
+        ["calls", "failures", "interrupted", "cached", "tokens in", "tokens out", "cost", "time"],
         [
             [
                 session["calls"],
                 session["failures"],
+                session.get("interrupted", 0),
+                session.get("cached", 0),
                 session["tokens_in"],
                 session["tokens_out"],
-                f"${session['cost']:.4f}",
+                cost_text(session["cost"], session.get("unpriced", 0)),
+                f"{session.get('time', 0.0):.1f} s",
             ]
+        ],
+        note="cost: what was spent; unknown when a call had no price (a cache hit or replay costs nothing).",
+    )
+    per_model = Table(
+        "By backend and model",
+        ["backend", "model", "calls", "failures", "tokens in", "tokens out", "cost", "time"],
+        [
+            [
+                row["backend"],
+                row["model"] or "(default)",
+                row["calls"],
+                row["failures"],
+                row["tokens_in"],
+                row["tokens_out"],
+                cost_text(row["cost"], row.get("unpriced", 0)),
+                f"{row.get('time', 0.0):.1f} s",
+            ]
+            for row in by_model or []
         ],
     )
     parts: list[Any] = [
-        Table("Backends", ["backend", "available", "reason / description", "source"], backend_rows),
-        Table("Plugins", ["plugin", "status", "backends", "error / notes", "source"], plugin_rows),
+        Table("Backends", ["backend", "available", "reason / description", "source"], _short(backend_rows)),
+        Table("Plugins", ["plugin", "status", "backends", "error / notes", "source"], _short(plugin_rows)),
         usage,
+        per_model,
     ]
     if chats:
         parts.append(Table("Conversations", ["name", "exchanges"], [[k, len(v)] for k, v in chats.items()]))
