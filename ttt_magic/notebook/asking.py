@@ -41,6 +41,7 @@ def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
         "system": opts.system,
         "temperature": opts.temperature,
         "max_tokens": opts.max_tokens,
+        "effort": getattr(opts, "effort", None),
     }
     call = {k: v for k, v in call.items() if v is not None}
     if opts.raw:
@@ -69,6 +70,9 @@ class AskRun:
         namespace = host.shell.user_ns if host.shell is not None else {}
         self.question = prepare(opts, prompt, namespace, self.settings)
         self.view = host.make_view(opts.format, bool(self.settings.footer))
+        self.thinking = not getattr(opts, "no_thinking", False)  # --no-thinking: on .reasoning only
+        if not self.thinking and hasattr(self.view, "show_thinking"):
+            self.view.show_thinking = False
         self.explain = RouteView(IPythonPublisher() if host.rich else None) if opts.explain else None
         self.route: Any = None  # the route the answer takes, when a stream tells it before the answer
 
@@ -83,7 +87,7 @@ class AskRun:
 
     def _streamed(self) -> Any:
         """Feed the chunks to the view; on Ctrl-C show and keep what the stream kept, and re-raise."""
-        answer = self._source("stream")(self.question.prompt, **self.question.call)
+        answer = self._source("stream")(self.question.prompt, parts=self.thinking, **self.question.call)
         answer.heartbeat = HEARTBEAT  # flush coalesced text while the model is silent
         self.route = answer.route
         try:

@@ -164,6 +164,16 @@ class TTTMagics(Magics):
     @argument("-t", "--temperature", type=float, help="Sampling temperature, 0 to 2.")
     @argument("--max-tokens", type=int, help="Upper bound on the answer's length in tokens.")
     @argument(
+        "--effort",
+        choices=("low", "medium", "high"),
+        help="How hard a reasoning model thinks (refused for a model that does not reason).",
+    )
+    @argument(
+        "--no-thinking",
+        action="store_true",
+        help="Hide the model's thinking (still kept on the answer's .reasoning).",
+    )
+    @argument(
         "-f",
         "--format",
         choices=FORMATS,

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
 
+from ..models import Thinking
 from .throttle import MAX_INTERVAL, MIN_INTERVAL, PACE, Throttle
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RouteView",
     "StreamView",
     "TerminalView",
+    "Thoughts",
     "error_bundle",
     "error_line",
     "extract_code",
@@ -51,7 +53,9 @@ __all__ = [
     "footer_text",
     "provenance",
     "route_text",
+    "thinking_tokens",
     "truncated",
+    "with_thoughts",
 ]
 
 FORMATS = ("markdown", "text", "code", "json", "html")
@@ -171,6 +175,12 @@ def footer_parts(response: Any, *, elapsed: float | None = None) -> list[str]:
         parts.append(f"~{(tin or 0) + (tout or 0)} tokens")  # counted by us: the server reported none
     elif tin is not None or tout is not None:
         parts.append(f"{tin if tin is not None else '?'} in / {tout if tout is not None else '?'} out")
+    thought = thinking_tokens(response)
+    if thought is not None:  # "12 in / 120 out, 800 thinking"
+        if tin is not None or tout is not None:
+            parts[-1] += f", {thought} thinking"
+        else:
+            parts.append(f"{thought} thinking")
     taken = getattr(response, "time_taken", None)
     taken = elapsed if taken is None else taken
     if taken is not None:
@@ -346,6 +356,123 @@ def partial_bundle(text: str, fmt: str) -> Bundle:
     return {"text/markdown": text}
 
 
+# --------------------------------------------------------------------------- thinking (issue #16)
+
+
+def thinking_tokens(response: Any) -> int | None:
+    """Tokens spent thinking, when known (OpenAI ``reasoning_tokens``, Gemini ``thinking_tokens``)."""
+    meta = getattr(response, "metadata", None) or {}
+    for key in ("reasoning_tokens", "thinking_tokens"):
+        if isinstance(meta.get(key), int) and not isinstance(meta.get(key), bool):
+            return meta[key]
+    return None
+
+
+def _thinking_time(seconds: float) -> str:
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+_BOLD = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
+
+
+class Thoughts:
+    """The model's thinking as an answer shows it: how much, for how long, and its collapsed block.
+
+    A view adds the ``Thinking`` pieces as they stream and calls ``end`` when
+    the answer starts. In the notebook it is a ``<details>`` block above the
+    answer: "Thinking… (1,234 characters)" while the model thinks, then
+    "Thinking (12 s, 1,234 characters)", collapsed. The body is escaped text
+    in one raw HTML block (line breaks as ``<br>``, ``**bold**`` kept), so
+    nothing the model writes while thinking can open a code fence or close
+    the block and swallow the answer.
+    """
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = started  # None: not timed (a whole reasoning, not streamed)
+        self.ended: float | None = None
+        self.parts: list[str] = []
+        self.size = 0
+
+    @classmethod
+    def whole(cls, text: str) -> Thoughts:
+        """A reasoning that arrived with the answer (not streamed): its size, no time."""
+        thoughts = cls()
+        thoughts.add(text)
+        thoughts.ended = 0.0
+        return thoughts
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def thinking(self) -> bool:
+        """Whether the model is still thinking (some thinking came, no answer yet)."""
+        return bool(self.size) and self.ended is None
+
+    def add(self, text: str) -> None:
+        if text:
+            self.parts.append(text)
+            self.size += len(text)
+
+    def end(self, now: float) -> None:
+        """The answer started (or the stream ended): the thinking time stops here."""
+        if self.ended is None:
+            self.ended = now
+
+    def seconds(self, now: float | None = None) -> float | None:
+        """Seconds spent thinking (until ``now`` while it goes on); None when not timed."""
+        if self.started is None:
+            return None
+        stop = self.ended if self.ended is not None else now
+        return None if stop is None else max(0.0, stop - self.started)
+
+    def figures(self) -> str:
+        """``12 s, 1,234 characters`` (without the time when it is not known)."""
+        count = f"{self.size:,} character{'' if self.size == 1 else 's'}"
+        seconds = self.seconds()
+        return count if seconds is None else f"{_thinking_time(seconds)}, {count}"
+
+    def summary(self) -> str:
+        if self.thinking:
+            return f"Thinking… ({self.size:,} character{'' if self.size == 1 else 's'})"
+        return f"Thinking ({self.figures()})"
+
+    def details(self) -> str:
+        """The collapsed block: one raw HTML block (no blank line inside), so Markdown leaves it whole."""
+        body = html.escape(self.text.strip("\n"), quote=False)
+        body = _BOLD.sub(r"<b>\1</b>", body).replace("\n", "<br>\n")
+        summary = html.escape(self.summary(), quote=False)
+        return (
+            f"<details><summary>{summary}</summary>\n"
+            f'<div class="ttt-thinking" style="opacity: 0.75">\n{body}\n</div>\n</details>'
+        )
+
+    def status(self, now: float) -> str:
+        """The terminal's one line while the model thinks: ``thinking… 12 s``."""
+        return f"thinking… {int(self.seconds(now) or 0)} s"
+
+
+def with_thoughts(data: Bundle, thoughts: Thoughts | None) -> Bundle:
+    """``data`` with the thinking's collapsed block above the answer (``text/plain`` stays the answer)."""
+    if thoughts is None or not thoughts.size:
+        return data
+    block = thoughts.details()
+    out = dict(data)
+    if "text/markdown" in out:
+        answer = out["text/markdown"]
+        out["text/markdown"] = f"{block}\n\n{answer}" if answer else block
+    elif "text/html" in out:
+        out["text/html"] = block + out["text/html"]
+    else:  # a plain-text partial (-f text): HTML, to hold the block
+        shown = out.get("text/plain", "")
+        pre = f'<pre style="white-space: pre-wrap">{html.escape(shown)}</pre>' if shown else ""
+        out = {"text/html": block + pre}
+    return out
+
+
 # --------------------------------------------------------------------------- views
 
 
@@ -372,6 +499,10 @@ class StreamView:
         self.shown = False
         self.updates = 0  # display messages sent (show + updates), for tests and benchmarks
         self._pending = False
+        #: Whether the model's thinking is shown (``--no-thinking``: False); ``thoughts`` is what came.
+        self.show_thinking = True
+        self.thoughts: Thoughts | None = None
+        self._started = self.throttle.clock()
 
     @property
     def text(self) -> str:
@@ -381,23 +512,47 @@ class StreamView:
         """Seconds between updates for ``size`` characters after ``elapsed`` seconds (``Throttle``)."""
         return self.throttle.interval(size, elapsed)
 
-    def feed(self, chunk: str) -> None:
-        """Add a chunk; send an update if one is due. An empty chunk (a heartbeat) only flushes."""
+    def feed(self, chunk: str | Thinking) -> None:
+        """Add a chunk (answer text, or a ``Thinking`` piece); send an update if one is due.
+
+        An empty chunk (a heartbeat) only flushes. The first answer text after
+        thinking is sent at once: the block folds to its final summary.
+        """
         now = self.throttle.clock()
+        begins = False
+        if isinstance(chunk, Thinking):
+            if self.show_thinking and chunk.text:
+                if self.thoughts is None:
+                    self.thoughts = Thoughts(self._started)
+                self.thoughts.add(chunk.text)
+                self._pending = True
+            chunk = ""
+        elif chunk and self.thoughts is not None and self.thoughts.thinking:
+            self.thoughts.end(now)
+            begins = True
         if chunk:
             self.parts.append(chunk)
             self.size += len(chunk)
             self._pending = True
         if not self.shown and self._pending:
-            self._send(self.publisher.show, partial_bundle(self.text, self.fmt), now)
+            self._send(self.publisher.show, self._partial(), now)
             self.shown = True
-        elif self._pending and self.throttle.due(self.size, now):
+        elif self._pending and (begins or self.throttle.due(self._drawn(), now)):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
         """Send what is pending now (the magic calls this when the stream pauses)."""
         if self._pending:
-            self._send(self.publisher.update, partial_bundle(self.text, self.fmt), now)
+            self._send(self.publisher.update, self._partial(), now)
+
+    def _drawn(self) -> int:
+        """Characters each redraw sends (thinking and answer): what the throttle paces."""
+        return self.size + (self.thoughts.size if self.thoughts is not None else 0)
+
+    def _partial(self) -> Bundle:
+        if self.thoughts is not None and not self.parts:  # thinking, no answer yet
+            return with_thoughts({"text/html" if self.fmt == "html" else "text/markdown": ""}, self.thoughts)
+        return with_thoughts(partial_bundle(self.text, self.fmt), self.thoughts)
 
     def _send(self, send: Callable[[Bundle], None], data: Bundle, now: float | None) -> None:
         send(data)
@@ -418,6 +573,7 @@ class StreamView:
         data, metadata = final_bundle(
             final_text, self.fmt, response, footer=self.footer, interrupted=interrupted, notes=notes
         )
+        data = with_thoughts(data, self._final_thoughts(response))
         if self.shown:
             self.publisher.update(data, metadata)
         else:
@@ -426,16 +582,43 @@ class StreamView:
         self.updates += 1
         self._pending = False
 
+    def _final_thoughts(self, response: Any) -> Thoughts | None:
+        """What the final output shows of the thinking: what streamed, else the answer's ``.reasoning``."""
+        if not self.show_thinking:
+            return None
+        if self.thoughts is not None:
+            self.thoughts.end(self.throttle.clock())
+            return self.thoughts
+        reasoning = getattr(response, "reasoning", None)
+        return Thoughts.whole(reasoning) if isinstance(reasoning, str) and reasoning.strip() else None
+
 
 class TerminalView:
-    """Terminal IPython: chunks go straight to stdout as they arrive; a footer line at the end."""
+    """Terminal IPython: chunks go straight to stdout as they arrive; a footer line at the end.
 
-    def __init__(self, fmt: str = "markdown", *, out: TextIO | None = None, footer: bool = True) -> None:
+    While the model thinks, one status line (``thinking… 12 s``) is rewritten
+    in place (on a terminal; not when stdout is a file or a pipe); when the
+    answer starts it becomes ``[thinking: 12 s, 1,234 characters]``.
+    """
+
+    def __init__(
+        self,
+        fmt: str = "markdown",
+        *,
+        out: TextIO | None = None,
+        footer: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.fmt = fmt
         self.out = out
         self.footer = footer
         self.parts: list[str] = []
         self.updates = 0
+        self.clock = clock
+        self.show_thinking = True
+        self.thoughts: Thoughts | None = None
+        self._status = ""
+        self._started = clock()
 
     @property
     def stream(self) -> TextIO:
@@ -445,13 +628,45 @@ class TerminalView:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def feed(self, chunk: str) -> None:
-        if not chunk:
+    def feed(self, chunk: str | Thinking) -> None:
+        if isinstance(chunk, Thinking):
+            if self.show_thinking and chunk.text:
+                if self.thoughts is None:
+                    self.thoughts = Thoughts(self._started)
+                self.thoughts.add(chunk.text)
+                self._show_status()
             return
+        if not chunk:
+            if self.thoughts is not None and self.thoughts.thinking:
+                self._show_status()  # a heartbeat: the seconds go on
+            return
+        self._end_thinking()
         self.parts.append(chunk)
         self.stream.write(chunk)
         self.stream.flush()
         self.updates += 1
+
+    def _show_status(self) -> None:
+        """Rewrite the status line when its text changes (only on a terminal)."""
+        isatty = getattr(self.stream, "isatty", None)
+        if self.thoughts is None or not (isatty and isatty()):
+            return
+        line = self.thoughts.status(self.clock())
+        if line != self._status:
+            pad = " " * max(0, len(self._status) - len(line))
+            self.stream.write(f"\r{line}{pad}")
+            self.stream.flush()
+            self._status = line
+
+    def _end_thinking(self) -> None:
+        """The thinking is over: the status line becomes ``[thinking: 12 s, 1,234 characters]``."""
+        if self.thoughts is None or not self.thoughts.thinking:
+            return
+        self.thoughts.end(self.clock())
+        if self._status:
+            self.stream.write("\r" + " " * len(self._status) + "\r")
+            self._status = ""
+        self.stream.write(f"[thinking: {self.thoughts.figures()}]\n")
 
     def flush(self, now: float | None = None) -> None:
         self.stream.flush()
@@ -466,6 +681,10 @@ class TerminalView:
     ) -> None:
         """End the answer: newline, marks, error, footer. Prints the text first if nothing streamed."""
         out = self.stream
+        self._end_thinking()
+        reasoning = getattr(response, "reasoning", None)
+        if self.thoughts is None and self.show_thinking and isinstance(reasoning, str) and reasoning.strip():
+            out.write(f"[thinking: {Thoughts.whole(reasoning).figures()}]\n")  # not streamed: its size
         if not self.parts:
             body = self.text if text is None else text
             if body:
