@@ -1,10 +1,11 @@
-"""The command line: ``python -m ttt_magic ask|models|status|config|route``."""
+"""The command line: ``python -m ttt_magic ask|ask-many|models|status|config|route|cache``."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_ask_streams_answer_and_prints_footer_to_stderr(capsys):
     assert "```sql" in out and "FROM users" in out
     assert out.endswith("\n")
     assert err.count("\n") == 1
-    assert err.startswith("mock-1 · mock · ") and " tokens · " in err and err.rstrip().endswith("s")
+    assert re.fullmatch(r"mock-1 · mock · \d+ in / \d+ out · \d+(\.\d)? m?s\n", err)  # the notebook's footer
 
 
 def test_ask_no_stream_model_and_quiet(capsys):
@@ -383,3 +384,79 @@ def test_bad_configuration_is_one_line_and_exit_2_for_every_command(capsys, monk
         code, out, err = run(capsys, *argv)
         assert code == 2 and out == "", argv
         assert expected in one_line(err), argv
+
+
+# --------------------------------------------------------------------------- one footer, cache, ask-many
+
+
+def test_the_footer_is_the_notebooks_and_says_when_tokens_are_estimated(capsys, monkeypatch):
+    from ttt_magic.models import AIResponse
+    from ttt_magic.notebook.render import footer_text
+
+    counted = AIResponse(
+        "hi", model="m", backend="b", tokens_in=12, tokens_out=30, time_taken=0.25, cost=0.002
+    )
+    counted.metadata["tokens_estimated"] = True
+    monkeypatch.setattr(api, "ask", lambda prompt, **kw: counted)
+    code, out, err = run(capsys, "ask", "anything", "--no-stream")
+    assert code == 0 and out == "hi\n"
+    assert err == footer_text(counted) + "\n" == "m · b · ~42 tokens · 0.2 s · $0.0020\n"
+
+
+def test_ctrl_c_without_streaming_exits_130(capsys, monkeypatch):
+    from ttt_magic.models import AIResponse
+
+    def interrupted(prompt, **kw):
+        raise api.Interrupted(AIResponse("", error=api.INTERRUPTED, metadata={"interrupted": True}))
+
+    monkeypatch.setattr(api, "ask", interrupted)
+    code, out, err = run(capsys, "ask", "anything", "--no-stream", "-b", "mock")
+    assert (code, out, err) == (130, "", "Interrupted.\n")
+
+
+def test_cache_subcommand_reports_and_clears(capsys, monkeypatch, tmp_path):
+    from ttt_magic import ask, cache, configure
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    code, out, _ = run(capsys, "cache")
+    assert code == 0 and out.startswith("Response cache: off") and "entries:  0" in out
+    path = tmp_path / "answers.sqlite3"
+    configure(cache=str(path))
+    ask("cache me", backend="mock")
+    try:
+        code, out, _ = run(capsys, "cache", "--path", str(path), "--json")
+        assert code == 0 and json.loads(out)["entries"] == 1
+        code, out, _ = run(capsys, "cache", "--path", str(path), "--clear")
+        assert code == 0 and "Removed 1 cached answer." in out and "entries:  0" in out
+        code, _, err = run(capsys, "cache", "--older-than", "7d")
+        assert code == 2 and "--older-than goes with --clear" in err
+    finally:
+        cache.close_all()
+
+
+def test_ask_many_subcommand_reads_and_writes_csv(capsys, tmp_path):
+    source, target = tmp_path / "reviews.csv", tmp_path / "results.csv"
+    source.write_text("id,text\n1,one two\n2,three four\n", encoding="utf-8")
+    argv = ["ask-many", str(source), "--column", "text", "--template", "Say: {}", "-b", "echo"]
+    code, out, err = run(capsys, *argv, "--out", str(target))
+    assert code == 0 and out == ""
+    assert err.startswith("2 answers") and str(target) in err
+    import csv
+
+    with target.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["answer"], r["error"]) for r in rows] == [
+        ("1", "Say: one two", ""),
+        ("2", "Say: three four", ""),
+    ]
+    code, out, _ = run(capsys, "ask-many", "--help")
+    assert code == 0 and "--template" in out and "--dry-run" in out
+    code, _, err = run(capsys, "ask-many", str(source), "--column", "txet")
+    assert code == 2 and "Did you mean 'text'?" in err
+
+
+def test_help_lists_the_new_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "ask-many" in out and "cache" in out

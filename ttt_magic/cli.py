@@ -3,16 +3,19 @@
 Subcommands::
 
     ask PROMPT     stream an answer (PROMPT "-" reads standard input)
+    ask-many FILE  one prompt per row of a CSV file, answers written as CSV (``batch.cli_ask_many``)
     models         the model catalogue, optionally of one provider
     status         backends (available or why not) and plugins (loaded or why not)
     config         effective settings, where each came from, secrets masked
     route PROMPT   which backend and model would answer, and why (nothing is sent)
+    cache          the response cache: entries, size, hits; --clear (``cache.run_cli``)
 
 The answer goes to standard output and everything else (the footer, errors) to
 standard error, so ``python -m ttt_magic ask ... > answer.md`` keeps only the
 answer. Every message is one line. Exit codes: 0 success, 1 the answer failed
 (for ``route``: no backend of the route could answer now), 2 bad usage or bad
-configuration (nothing was sent), 130 interrupted.
+configuration (nothing was sent), 130 interrupted. The footer is the notebook's
+(``render.footer_text``): one footer for every front end.
 """
 
 from __future__ import annotations
@@ -101,19 +104,6 @@ def _write_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def footer(response: Any, elapsed: float | None = None) -> str:
-    """``model · backend · tokens · time`` (and cost when known): one line for stderr."""
-    parts = [response.model or "?", response.backend or "?"]
-    if response.tokens_in is not None or response.tokens_out is not None:
-        parts.append(f"{response.tokens_in or 0} in / {response.tokens_out or 0} out tokens")
-    seconds = response.time_taken if response.time_taken is not None else elapsed
-    if seconds is not None:
-        parts.append(f"{seconds:.2f}s")
-    if response.cost:
-        parts.append(f"${response.cost:.4f}")
-    return " · ".join(parts)
-
-
 def _table(rows: list[Sequence[str]], out: TextIO) -> None:
     if not rows:
         return
@@ -169,7 +159,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         _err(f"Error: {response.error}")
         return EXIT_FAILED
     if not args.quiet:
-        _err(footer(response, time.perf_counter() - started))
+        from .notebook.render import footer_text
+
+        _err(footer_text(response, elapsed=time.perf_counter() - started))
     return EXIT_OK
 
 
@@ -369,7 +361,27 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("-b", "--backend")
     route.add_argument("--json", action="store_true", help="machine-readable output")
     route.set_defaults(handler=cmd_route)
+
+    from . import cache
+
+    cached = sub.add_parser("cache", help="the response cache: entries, size, hits; --clear")
+    cache.build_parser(cached)
+    cached.set_defaults(handler=cache.run_cli)
+
+    many = sub.add_parser(
+        "ask-many",
+        help="ask one prompt per row of a CSV file; write the answers as CSV",
+        add_help=False,  # its own parser reads the arguments (see `ask-many --help`)
+    )
+    many.add_argument("args", nargs=argparse.REMAINDER)
+    many.set_defaults(handler=lambda args: _ask_many(args.args))
     return parser
+
+
+def _ask_many(argv: Sequence[str]) -> int:
+    from .batch import cli_ask_many
+
+    return cli_ask_many(list(argv))
 
 
 def _escape_unencodable(exc: UnicodeError) -> tuple[str, int]:
@@ -400,7 +412,10 @@ def _tolerant_streams() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     _tolerant_streams()
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["ask-many"]:  # every word is ask-many's own, options first included
+        return _ask_many(given[1:])
+    args = build_parser().parse_args(given)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
