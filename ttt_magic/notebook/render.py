@@ -374,6 +374,7 @@ def _thinking_time(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
+THINKING_STYLE = "opacity: 0.75; border-left: 3px solid rgba(128, 128, 128, 0.4); padding-left: 10px"
 _BOLD = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
 
 
@@ -447,7 +448,7 @@ class Thoughts:
         summary = html.escape(self.summary(), quote=False)
         return (
             f"<details><summary>{summary}</summary>\n"
-            f'<div class="ttt-thinking" style="opacity: 0.75">\n{body}\n</div>\n</details>'
+            f'<div class="ttt-thinking" style="{THINKING_STYLE}">\n{body}\n</div>\n</details>'
         )
 
     def status(self, now: float) -> str:
