@@ -160,6 +160,36 @@ def test_request_lines_are_the_bodies_ask_would_send(service, clock):
         assert sent.json["batch"]["inputConfig"]["requests"]["requests"] == lines
 
 
+def test_rows_built_once_and_filled_in_equal_the_exchange_of_each_row(service, clock):
+    """Quotes, newlines, non-ASCII, a line separator and a configured key in prompts."""
+    from ttt_magic import router
+    from ttt_magic.registry import backend_registry
+    from ttt_magic.request import Request
+    from ttt_magic.scope import effective
+    from ttt_magic.withhold import configured_secrets, withhold_call
+
+    engine, _fake, model = service
+    prompts = ['say "hi"\n\tnow', "ünïcødé ☃ 日本", f"my key is {KEY}!", "back\\slash \u2028 end", "{}"]
+    job = submit_batch(prompts, model=model, system="Be brief.")
+    text = (job.path.parent / job.parts[0]["file"]).read_text(encoding="utf-8")
+    assert KEY not in text and "\u2028" not in text  # escaped: some readers split lines there
+    cloud = backend_registry.get("cloud")
+    adapter = cloud.adapter(engine)
+    service_ = batchjobs.service_for(cloud, model)[0]
+    for i, line in enumerate(text.split("\n")[:-1]):
+        call = router.prepare(
+            Request(prompts[i], model=model, system="Be brief."),
+            cloud,
+            "cloud",
+            model,
+            effective(),
+            stream=False,
+        )
+        call, _ = withhold_call(call, configured_secrets(effective()))
+        expected = service_.line(f"row-{i}", adapter.exchange(call, model, stream=False))
+        assert json.loads(line) == expected
+
+
 def test_the_key_is_in_no_file_and_the_state_file_is_plain_json(service, clock):
     _engine, _fake, model = service
     job = submit_batch(PROMPTS[:3], model=model)

@@ -178,10 +178,32 @@ class OpenAIBatchService:
 
     # -- results
 
+    def parser(self, name: str) -> Any:
+        """``OpenAIBackend.parse`` for ``name``, with the API (chat or responses) decided once.
+
+        The backend decides it per call from the catalogue; a results file has
+        one model throughout, and deciding once per file instead of once per
+        row is what keeps reading 100,000 rows fast.
+        """
+        from . import openai as wire
+        from . import responses
+
+        read = (
+            responses.parse_response if self.backend.api_for(name) == "responses" else wire.parse_completion
+        )
+        label, secret = self.backend.provider_label, self.backend._key()
+
+        def parse(body: Any) -> tuple[str, StreamEnd, ProviderError | None]:
+            text, end = read(body, label, model=name, secret=secret)
+            return text, end, wire.refusal_error(name, 0) if end.metadata.get("refusal") else None
+
+        return parse
+
     async def rows(self, part: dict[str, Any], name: str) -> AsyncIterator[Outcome]:
         """(custom_id, text, end, error) of every row the part's result files hold, one at a time."""
         from . import http
 
+        parse = self.parser(name)
         for key in ("output_file_id", "error_file_id"):
             file_id = part.get(key)
             if not file_id:
@@ -189,9 +211,9 @@ class OpenAIBatchService:
             url = f"{self.base}/files/{file_id}/content"
             async for line in http.iter_json_lines("GET", url, **self._options()):
                 if isinstance(line, dict):
-                    yield self.outcome(line, name)
+                    yield self.outcome(line, name, parse)
 
-    def outcome(self, line: dict[str, Any], name: str) -> Outcome:
+    def outcome(self, line: dict[str, Any], name: str, parse: Any = None) -> Outcome:
         """One result line read: the answer, or why the row failed."""
         from . import http
 
@@ -200,7 +222,7 @@ class OpenAIBatchService:
         response = line.get("response")
         if isinstance(response, dict) and response.get("status_code") == 200:
             try:
-                text, end, withheld = self.backend.parse(response.get("body"), name)
+                text, end, withheld = (parse or self.parser(name))(response.get("body"))
             except ProviderError as exc:
                 return custom_id, "", None, exc
             return custom_id, text, end, withheld
