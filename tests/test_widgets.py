@@ -513,3 +513,39 @@ def test_request_defaults_follow_configure(clean_widget_state):
     assert widgets.request_defaults() == {"temperature": 1.5}
     config.configure(temperature=None)
     assert not panel.use_temperature.value and panel.temperature.disabled
+
+
+# --------------------------------------------------------------------------- the cache checkbox (issue #10)
+
+
+def test_cache_checkbox_is_bound_to_the_cache_setting(clean_widget_state, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    panel = make_panel(clean_widget_state)
+    assert panel.cache.value is False and "ttt-cache" in panel.cache._dom_classes
+    panel.cache.value = True
+    assert config.get_config().cache is True
+    first = ttt_magic.ask("panel cache question", backend="mock")
+    again = ttt_magic.ask("panel cache question", backend="mock")
+    assert again.metadata.get("cached") is True and again == first
+    panel.cache.value = False
+    assert config.get_config().cache is False
+    assert "cached" not in ttt_magic.ask("panel cache question", backend="mock").metadata
+    from ttt_magic import cache
+
+    cache.close_all()
+
+
+def test_cache_checkbox_follows_configure_and_keeps_a_configured_file(clean_widget_state, tmp_path):
+    panel = make_panel(clean_widget_state)
+    path = str(tmp_path / "mine.sqlite3")
+    config.configure(cache=path)
+    assert panel.cache.value is True
+    panel.cache.value = False
+    assert config.get_config().cache is False
+    panel.cache.value = True  # on again: the same file, not the default one
+    assert config.get_config().cache == path
+    config.reset()
+    assert panel.cache.value is False
+    from ttt_magic import cache
+
+    cache.close_all()

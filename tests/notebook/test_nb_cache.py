@@ -165,3 +165,52 @@ def test_in_a_kernel_help_record_and_replay(kernel, tmp_path):
     check = kernel.ok("import ttt_magic\nprint(ttt_magic.last_response.metadata['replayed']['backend'])")
     assert check.stdout.strip() == "echo"
     kernel.ok("%ttt_replay --off")
+
+
+# --------------------------------------------------------------------------- wired into %%ask (issue #10)
+
+
+def test_loading_the_extension_registers_the_cache_magics(shell):
+    for name in ("ttt_cache", "ttt_record", "ttt_replay"):
+        assert shell.find_line_magic(name) is not None
+    shell.run_line_magic("unload_ext", "ttt_magic")
+    try:
+        assert all(shell.find_line_magic(n) is None for n in ("ttt_cache", "ttt_record", "ttt_replay"))
+    finally:
+        shell.run_line_magic("load_ext", "ttt_magic")  # the fixture unloads
+    assert shell.find_line_magic("ttt_cache") is not None
+
+
+def test_ask_cache_and_no_cache_choose_per_cell(ip, capsys):
+    ip.run_cell("%%ask -b echo --cache\nkeep this one")
+    assert "cached" not in ttt_magic.last_response.metadata  # stored, not read: a miss
+    capsys.readouterr()
+    ip.run_cell("%%ask -b echo --cache\nkeep this one")
+    assert ttt_magic.last_response.metadata["cached"] is True
+    assert capsys.readouterr().out.rstrip().endswith(" · cached]")
+    ip.run_cell("%%ask -b echo\nkeep this one")  # the cache is off: asked again
+    assert "cached" not in ttt_magic.last_response.metadata
+    ip.run_line_magic("ttt_cache", "on")
+    ip.run_cell("%%ask -b echo\nkeep this one")
+    assert ttt_magic.last_response.metadata["cached"] is True
+    ip.run_cell("%%ask -b echo --no-cache\nkeep this one")  # on for the session, off for this cell
+    assert "cached" not in ttt_magic.last_response.metadata
+    ip.run_cell("%%ask -b echo --no-cache --no-stream\nkeep this one")
+    assert "cached" not in ttt_magic.last_response.metadata
+
+
+def test_a_replayed_answer_says_so_in_its_footer(ip, tmp_path, capsys):
+    path = tmp_path / "answers.jsonl"
+    ip.run_line_magic("ttt_record", str(path))
+    ip.run_cell("%%ask -b echo\nreplay my footer")
+    ip.run_line_magic("ttt_record", "--off")
+    ip.run_line_magic("ttt_replay", f"{path} --speed 0")
+    capsys.readouterr()
+    try:
+        ip.run_cell("%%ask -b echo\nreplay my footer")
+        footer = capsys.readouterr().out.strip().splitlines()[-1]
+    finally:
+        ip.run_line_magic("ttt_replay", "--off")
+    recorded = ttt_magic.last_response.metadata["replayed"]["recorded"][:10]
+    assert footer.startswith("[echo · echo · ")
+    assert footer.endswith(f" · replayed · recorded from echo/echo on {recorded}]")

@@ -41,6 +41,7 @@ def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
         "system": opts.system,
         "temperature": opts.temperature,
         "max_tokens": opts.max_tokens,
+        "cache": getattr(opts, "cache", None),  # --cache / --no-cache; None: the configured default
         "effort": getattr(opts, "effort", None),
     }
     call = {k: v for k, v in call.items() if v is not None}

@@ -192,6 +192,21 @@ class TTTMagics(Magics):
     )
     @argument("--new", action="store_true", help="Start the conversation afresh (implies --chat).")
     @argument("--no-stream", action="store_true", help="Show the answer once, when complete.")
+    @argument(
+        "--cache",
+        dest="cache",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Answer from the response cache (and store the answer there), even when it is off.",
+    )
+    @argument(
+        "--no-cache",
+        dest="cache",
+        action="store_const",
+        const=False,
+        help="Neither read nor write the response cache for this ask (a fresh sample).",
+    )
     @argument("--insert", action="store_true", help="Put the answer's code in a new cell below.")
     @argument("--explain", action="store_true", help="Show why this backend and model were chosen.")
     @argument("--raw", action="store_true", help="Send the prompt as written: no {variable} expansion.")
@@ -403,6 +418,9 @@ def load_ipython_extension(ipython: Any) -> None:
     if "TTTMagics" in registry:
         return
     ipython.register_magics(TTTMagics(shell=ipython))
+    from . import cachemagics
+
+    cachemagics.register(ipython)  # %ttt_cache, %ttt_record, %ttt_replay
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and protect_questions not in cleanup:
         cleanup.append(protect_questions)
@@ -425,6 +443,9 @@ def unload_ipython_extension(ipython: Any) -> None:
                 and getattr(manager.magics[kind][name], "__self__", None) is magics
             ):
                 del manager.magics[kind][name]
+    from . import cachemagics
+
+    cachemagics.unregister(ipython)
     configurables = getattr(ipython, "configurables", None)
     if configurables is not None:
         configurables[:] = [c for c in configurables if c is not magics]

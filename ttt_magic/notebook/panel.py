@@ -1,4 +1,4 @@
-"""The selectors panel: backend, model, temperature, max tokens, streaming, system prompt.
+"""The selectors panel: backend, model, temperature, max tokens, streaming, the cache, system prompt.
 
 It edits the runtime configuration and follows changes made elsewhere
 (``%ttt_config key=value``, ``configure()``) through ``config.subscribe``, so
@@ -100,7 +100,7 @@ class SelectorsPanel:
 
     ``widget`` is the ipywidgets container to display; the controls are
     attributes (``backend``, ``model``, ``refresh``, ``status``, ``temperature``,
-    ``max_tokens``, ``stream``, ``system``) so tests and notebooks can drive them.
+    ``max_tokens``, ``stream``, ``cache``, ``system``) so tests and notebooks can drive them.
     """
 
     def __init__(self) -> None:
@@ -112,6 +112,7 @@ class SelectorsPanel:
         self._generation = 0
         self._models_for: str | None = None
         self._fetched: dict[str, list[str]] = {}
+        self._cache_path: str | None = None  # a cache file configured: turned on again, it is used again
         self.pending: asyncio.Task[Any] | None = None
         settings = get_config()
         self._rows = _backend_rows()
@@ -150,6 +151,11 @@ class SelectorsPanel:
             style=desc,
         )
         self.stream = w.Checkbox(description="Stream answers as they arrive", indent=False)
+        self.cache = w.Checkbox(
+            description="Cache answers (an identical question is answered from disk, at no cost)",
+            indent=False,
+            layout=w.Layout(width="560px"),
+        )
         self.system = w.Textarea(
             placeholder="System prompt (empty: none)",
             description="System prompt",
@@ -173,6 +179,7 @@ class SelectorsPanel:
             (self.use_temperature, "ttt-use-temperature"),
             (self.max_tokens, "ttt-max-tokens"),
             (self.stream, "ttt-stream"),
+            (self.cache, "ttt-cache"),
             (self.system, "ttt-system"),
             (details, "ttt-backends"),
         ]:
@@ -188,6 +195,7 @@ class SelectorsPanel:
                 w.HBox([self.use_temperature, self.temperature]),
                 self.max_tokens,
                 self.stream,
+                self.cache,
                 self.system,
                 details,
             ]
@@ -203,6 +211,7 @@ class SelectorsPanel:
         self.backend.observe(self._on_backend, names="value")
         self.model.observe(self._on_model, names="value")
         self.stream.observe(self._on_stream, names="value")
+        self.cache.observe(self._on_cache, names="value")
         self.use_temperature.observe(self._on_temperature, names="value")
         self.temperature.observe(self._on_temperature, names="value")
         self.max_tokens.observe(self._on_max_tokens, names="value")
@@ -396,6 +405,10 @@ class SelectorsPanel:
         if not self._syncing:
             self._configure(stream=bool(change["new"]))
 
+    def _on_cache(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self._configure(cache=(self._cache_path or True) if change["new"] else False)
+
     def _on_temperature(self, _change: dict[str, Any]) -> None:
         self.temperature.disabled = not self.use_temperature.value
         if not self._syncing:
@@ -450,6 +463,10 @@ class SelectorsPanel:
             self._set_model_options(backend, current)
         with self._quiet():
             self.stream.value = bool(settings.stream)
+            cache = settings.get("cache")
+            if isinstance(cache, str) and cache:
+                self._cache_path = cache
+            self.cache.value = bool(cache)
             self._show_request_defaults()
 
     def _show_request_defaults(self) -> None:
