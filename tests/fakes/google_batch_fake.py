@@ -16,7 +16,9 @@ SDK reads it (tests/providers/test_batch_services.py).
 
 Scripted by ``fake.behaviour`` (see ``openai_batch_fake.Behaviour``; results
 keep the request order); ``fake.echo_keys = False`` leaves ``metadata`` out of
-the answers, as the service sometimes does.
+the answers, as the service sometimes does. ``GET`` takes Google's ``fields``
+parameter (``?fields=name,metadata.state``: only those paths);
+``fake.fields_supported = False`` refuses it with HTTP 400 instead.
 """
 
 from __future__ import annotations
@@ -42,6 +44,22 @@ def error(status: int, code: str, message: str) -> Reply:
     return Reply(status, body={"error": {"code": status, "message": message, "status": code}})
 
 
+def partial(value: dict[str, Any], fields: str) -> dict[str, Any]:
+    """``value`` cut down to the comma-separated dotted paths of ``fields``."""
+    out: dict[str, Any] = {}
+    for path in (p.strip() for p in fields.split(",") if p.strip()):
+        source, target, keys = value, out, path.split(".")
+        for key in keys[:-1]:
+            source = source.get(key) if isinstance(source, dict) else None
+            if not isinstance(source, dict):
+                break
+            target = target.setdefault(key, {})
+        else:
+            if isinstance(source, dict) and keys[-1] in source:
+                target[keys[-1]] = source[keys[-1]]
+    return out
+
+
 class GeminiBatchFake(FakeServer):
     """See the module docstring."""
 
@@ -50,6 +68,8 @@ class GeminiBatchFake(FakeServer):
         self.api_key = api_key
         self.behaviour = Behaviour(shuffle=False)
         self.echo_keys = True
+        #: Google's ``fields`` system parameter (a partial answer); False answers it with HTTP 400.
+        self.fields_supported = True
         self.batches: dict[str, dict[str, Any]] = {}
         self.progress: dict[str, Progress] = {}
         self.requests_of: dict[str, list[dict[str, Any]]] = {}
@@ -106,7 +126,12 @@ class GeminiBatchFake(FakeServer):
             return error(404, "NOT_FOUND", "Requested entity was not found.")
         if not operation["done"]:
             self._advance(request.params["batch_id"], operation)
-        return Reply(200, body=operation)
+        fields = request.query.get("fields")
+        if fields is None:
+            return Reply(200, body=operation)
+        if not self.fields_supported:
+            return error(400, "INVALID_ARGUMENT", 'Unknown name "fields": Cannot bind query parameter.')
+        return Reply(200, body=partial(operation, fields))
 
     def _advance(self, batch_id: str, operation: dict[str, Any]) -> None:
         progress = self.progress[batch_id]

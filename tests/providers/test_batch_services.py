@@ -547,3 +547,52 @@ def test_google_genai_sdk_reads_the_fake_like_our_code(fake_factory, clock):
             answers[i].text,
             answers[i].tokens_in,
         )
+
+
+# --------------------------------------------------------------------------- Gemini's answers, streamed
+
+
+def test_inlined_answers_are_read_one_at_a_time_whatever_the_chunking():
+    import asyncio
+
+    from ttt_magic.backends.google_batch import inlined_items
+
+    items = [
+        {"response": {"text": 'tricky "inlinedResponses": [1, 2] and ] } ,'}, "metadata": {"key": "row-0"}},
+        {"error": {"code": 400, "message": 'ünïcødé " ] \\ end'}},
+        {"response": {"candidates": []}},
+    ]
+    document = json.dumps(
+        {
+            "name": "batches/x",
+            "metadata": {
+                "note": 'the "inlinedResponses": [ in a string',
+                "output": {"inlinedResponses": {"inlinedResponses": items}},
+            },
+            "response": {"inlinedResponses": {"inlinedResponses": items}},
+        },
+        indent=2,
+        ensure_ascii=False,
+    ).encode()
+
+    async def read(size):
+        async def chunks():
+            for i in range(0, len(document), size):
+                yield document[i : i + size]
+
+        return [item async for item in inlined_items(chunks())]
+
+    for size in (1, 2, 3, 7, 64, len(document)):
+        assert asyncio.run(read(size)) == items, size
+
+
+def test_gemini_polls_ask_only_for_the_state_and_fall_back_when_refused(fake_factory, clock):
+    fake = start("google", fake_factory)
+    job = submit_batch(PROMPTS[:3], model="gemini-2.5-flash")
+    restart(job).wait(progress=False)
+    polls = [r for r in fake.requests if r.method == "GET"]
+    assert polls and all(r.query.get("fields", "").startswith("name,done") for r in polls)
+    fake.fields_supported = False
+    other = submit_batch(PROMPTS[3:6], model="gemini-2.5-flash")
+    assert restart(other).wait(progress=False).ended
+    assert restart(other).results().ok_count == 3

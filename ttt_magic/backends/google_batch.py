@@ -15,14 +15,18 @@ One part of a batch job is one Gemini batch with inlined requests:
 
 ``POST /v1beta/batches/{id}:cancel`` cancels it. Inlined requests are limited
 to about 20 MB a batch, so a part holds at most that much; a larger job is
-several batches. The results of a part arrive as one JSON document, so
-reading them holds one part (at most about 20 MB of requests' answers) at a
-time, not one row: Gemini's file mode (requests and answers as uploaded JSON
-Lines files) would stream, and is not used yet.
+several batches. The answers of a part arrive inside one JSON document; it
+is read as it streams, one answer at a time (``inlined_items``), and polls ask
+only for the state and counts (``fields=``), so memory stays one answer.
+Gemini's file mode (requests and answers as uploaded JSON Lines files) is
+not used.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,47 @@ def _count(value: Any) -> int:
         return 0
 
 
+#: What a poll asks for (Google's ``fields`` parameter): not the answers a done batch carries.
+POLL_FIELDS = "name,done,error,metadata.state,metadata.batchStats,metadata.model"
+
+_ARRAY = re.compile(r'"inlinedResponses"\s*:\s*\[')
+_SKIP = re.compile(r"[\s,]*")
+
+
+async def inlined_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    """The items of the first ``"inlinedResponses": [...]`` array of a JSON document, as it streams.
+
+    The array is found by its key followed by ``[`` (inside a JSON string a
+    quote is always escaped, so the pattern cannot come from an answer's
+    text); its items are decoded one at a time and the rest of the document
+    is not read. The operation holds the array twice (``response`` and
+    ``metadata.output``); the first is taken.
+    """
+    decoder = json.JSONDecoder()
+    text = codecs.getincrementaldecoder("utf-8")()
+    buffer, found = "", False
+    async for chunk in chunks:
+        buffer += text.decode(chunk)
+        if not found:
+            match = _ARRAY.search(buffer)
+            if match is None:
+                buffer = buffer[-64:]
+                continue
+            found, buffer = True, buffer[match.end() :]
+        position = 0
+        while True:
+            position = _SKIP.match(buffer, position).end()
+            if position < len(buffer) and buffer[position] == "]":
+                return
+            try:
+                item, position_after = decoder.raw_decode(buffer, position)
+            except ValueError:
+                break  # the item is not all here yet
+            position = position_after
+            yield item
+        buffer = buffer[position:]
+
+
 class GeminiBatchService:
     """Gemini's batch mode for one ``GeminiBackend``."""
 
@@ -64,6 +109,8 @@ class GeminiBatchService:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
+        #: Set once the server refused ``fields=``: polls then read the whole operation.
+        self.whole_polls = False
 
     @property
     def root(self) -> str:
@@ -93,8 +140,6 @@ class GeminiBatchService:
         return "".join(p.get("text", "") for p in contents[-1].get("parts") or [] if isinstance(p, dict))
 
     async def submit(self, path: Path, *, rows: int, name: str, endpoint: str) -> dict[str, Any]:
-        import json
-
         from . import http
 
         label = json.dumps(name[:128])
@@ -128,10 +173,28 @@ class GeminiBatchService:
         return facts
 
     async def poll(self, part: dict[str, Any]) -> dict[str, Any]:
+        """The operation's state and counts only (``fields=``): a done batch carries every answer.
+
+        Google's APIs take the ``fields`` system parameter for a partial answer;
+        a server that refuses it (HTTP 400) is asked for the whole operation,
+        and not offered ``fields`` again.
+        """
         from . import http
 
+        url = f"{self.root}/{part['id']}"
+        if not self.whole_polls:
+            try:
+                async with self.backend._errors():
+                    operation = await http.request_json(
+                        "GET", url, params={"fields": POLL_FIELDS}, **self._options()
+                    )
+                return self.read(operation)
+            except ProviderError as exc:
+                if exc.status != 400 or exc.kind == "auth":
+                    raise
+                self.whole_polls = True
         async with self.backend._errors():
-            operation = await http.request_json("GET", f"{self.root}/{part['id']}", **self._options())
+            operation = await http.request_json("GET", url, **self._options())
         return self.read(operation)
 
     async def cancel(self, part: dict[str, Any]) -> dict[str, Any]:
@@ -142,27 +205,32 @@ class GeminiBatchService:
         return await self.poll(part)
 
     async def rows(self, part: dict[str, Any], name: str) -> AsyncIterator[Outcome]:
-        """(key or position in the part, text, end, error) of every answered request."""
+        """(key or position in the part, text, end, error) of every answered request, one at a time.
+
+        The answers are an array inside the operation's JSON; it is read as it
+        arrives (``inlined_items``), one answer decoded at a time, so memory
+        stays one answer however large the batch.
+        """
         from . import http
 
+        position = 0
+        url = f"{self.root}/{part['id']}"
+        async with self.backend._errors(), http.stream_request("GET", url, **self._options()) as response:
+            async for item in inlined_items(response.aiter_bytes()):
+                if isinstance(item, dict):
+                    key = (item.get("metadata") or {}).get("key")
+                    yield self.outcome(item, name, key if isinstance(key, str) else position)
+                position += 1
+        if position:
+            return
         async with self.backend._errors():
             operation = await http.request_json("GET", f"{self.root}/{part['id']}", **self._options())
-        if not isinstance(operation, dict):
-            return
-        found = (operation.get("response") or {}).get("inlinedResponses") or (
-            (operation.get("metadata") or {}).get("output") or {}
-        ).get("inlinedResponses")
-        items = (found or {}).get("inlinedResponses") if isinstance(found, dict) else None
-        if not items and (operation.get("response") or {}).get("responsesFile"):
+        if isinstance(operation, dict) and (operation.get("response") or {}).get("responsesFile"):
             raise ProviderError(
                 "Gemini put this batch's answers in a file, which ttt_magic does not read yet.",
                 hint="Keep batches of inlined requests (each part stays under 20 MB).",
                 kind="unsupported",
             )
-        for position, item in enumerate(items or ()):
-            if isinstance(item, dict):
-                key = (item.get("metadata") or {}).get("key")
-                yield self.outcome(item, name, key if isinstance(key, str) else position)
 
     def outcome(self, item: dict[str, Any], name: str, ref: Any) -> Outcome:
         from .google import error_from_body
