@@ -944,6 +944,7 @@ class MockLLMBackend(BaseBackend):
             tokens_out=estimate_tokens(text),
             finish_reason="length" if cut else "stop",
             metadata=facts,
+            reasoning=thought or None,  # what a cache or a recording keeps of the thinking
         )
 
     async def ask(
@@ -981,7 +982,7 @@ class MockLLMBackend(BaseBackend):
             tokens_out=end.tokens_out,
             time_taken=time.perf_counter() - started,
             metadata={**end.metadata, **({"finish_reason": end.finish_reason} if end.finish_reason else {})},
-            reasoning="".join(thoughts) or None,
+            reasoning="".join(thoughts) or end.reasoning,
         )
 
     async def models(self) -> list[str]:

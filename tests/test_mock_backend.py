@@ -550,3 +550,22 @@ def test_think_set_through_ttt_config_reaches_the_stream(monkeypatch):
     assert isinstance(pieces[0], Thinking) and answer.thinking == answer.response.reasoning
     assert answer.response.text == "".join(p for p in pieces if isinstance(p, str))
     assert answer.response.metadata["thinking_tokens"] > 0
+
+
+def test_the_mock_thinking_survives_the_cache(tmp_path, monkeypatch):
+    """The thinking rides on the ``StreamEnd``: a cached streamed answer keeps its ``.reasoning``."""
+    from ttt_magic import api, config
+
+    monkeypatch.setenv("TTT_MOCK_DELAY", "0")
+    config.configure(cache=str(tmp_path / "cache.sqlite3"), backends={"mock": {"think": True}})
+    try:
+        answers = []
+        for _ in range(2):
+            answer = api.stream("hello", backend="mock", parts=True)
+            list(answer)
+            answers.append(answer.response)
+    finally:
+        config.reset()
+    first, again = answers
+    assert again.metadata.get("cached") and not first.metadata.get("cached")
+    assert again.reasoning == first.reasoning and first.reasoning.startswith("The question is about")

@@ -210,6 +210,18 @@ def test_terminal_thinking_cut_off_before_any_answer_still_says_so():
     assert out.getvalue().endswith("[thinking: 12 s, 3 characters]\n[interrupted]\n")
 
 
+def test_thinking_that_comes_after_the_answer_began_writes_no_status_into_it():
+    out, clock = Tty(), Clock()
+    view = TerminalView(out=out, footer=False, clock=clock)
+    view.feed("An answer")
+    clock.now = 2.0
+    view.feed(Thinking("an afterthought"))
+    view.feed("")
+    view.feed(", continued.")
+    view.finish(answer("An answer, continued."))
+    assert out.getvalue() == "An answer, continued.\n"
+
+
 # ----------------------------------------------------------------------------- the display, piece by piece
 
 
@@ -236,6 +248,18 @@ def test_stream_view_folds_the_block_when_the_answer_starts():
     assert final["text/markdown"].startswith("<details><summary>Thinking (12 s, 19 characters)")
     assert "Let me see. A list." in final["text/markdown"]
     assert final["text/markdown"].endswith("</details>\n\nLists hold items.")
+
+
+def test_stream_view_thinking_after_the_answer_began_is_already_over():
+    rec, clock = Recorder(), Clock()
+    view = StreamView(publisher=rec, clock=clock, footer=False)
+    clock.now = 1.0
+    view.feed("An answer")
+    view.feed(Thinking("an afterthought"))
+    view.finish(answer("An answer"))
+    final = rec.messages[-1][1]["text/markdown"]
+    assert final.startswith("<details><summary>Thinking (1.0 s, 15 characters)</summary>")
+    assert final.endswith("</details>\n\nAn answer")
 
 
 def test_stream_view_throttles_thinking_like_the_answer():

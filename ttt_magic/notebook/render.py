@@ -523,9 +523,7 @@ class StreamView:
         begins = False
         if isinstance(chunk, Thinking):
             if self.show_thinking and chunk.text:
-                if self.thoughts is None:
-                    self.thoughts = Thoughts(self._started)
-                self.thoughts.add(chunk.text)
+                self._thinking(now).add(chunk.text)
                 self._pending = True
             chunk = ""
         elif chunk and self.thoughts is not None and self.thoughts.thinking:
@@ -545,6 +543,14 @@ class StreamView:
         """Send what is pending now (the magic calls this when the stream pauses)."""
         if self._pending:
             self._send(self.publisher.update, self._partial(), now)
+
+    def _thinking(self, now: float) -> Thoughts:
+        """The thinking so far (begun with the view; over at once if the answer already started)."""
+        if self.thoughts is None:
+            self.thoughts = Thoughts(self._started)
+            if self.parts:
+                self.thoughts.end(now)
+        return self.thoughts
 
     def _drawn(self) -> int:
         """Characters each redraw sends (thinking and answer): what the throttle paces."""
@@ -634,6 +640,8 @@ class TerminalView:
             if self.show_thinking and chunk.text:
                 if self.thoughts is None:
                     self.thoughts = Thoughts(self._started)
+                    if self.parts:  # thinking after the answer began: no status in mid-answer
+                        self.thoughts.end(self.clock())
                 self.thoughts.add(chunk.text)
                 self._show_status()
             return
@@ -650,7 +658,7 @@ class TerminalView:
     def _show_status(self) -> None:
         """Rewrite the status line when its text changes (only on a terminal)."""
         isatty = getattr(self.stream, "isatty", None)
-        if self.thoughts is None or not (isatty and isatty()):
+        if self.thoughts is None or not self.thoughts.thinking or not (isatty and isatty()):
             return
         line = self.thoughts.status(self.clock())
         if line != self._status:
