@@ -33,6 +33,16 @@ enough like a real model that everything above it can be exercised offline:
 * ``history`` (earlier turns of a chat) is remembered: the answer begins with
   "Earlier you asked about ...". (Not in a JSON answer, which stays pure JSON,
   as it does under any system prompt.)
+* Images (``images=[(mime, bytes)]``, what ``%%ask --image`` and ``{fig}``
+  send) are described on the first line: "I see a 640x480 PNG image (12 KB)."
+  (``ttt_magic.images.describe``), so a demo shows what reached the model.
+* The notebook's context (what ``%%ask --context`` appends after a ``---``
+  line) is acknowledged by name ("From the notebook I was shown: df, a pandas
+  DataFrame, 5 rows × 3 columns"), and the question is read without it.
+* A ``%ask --fix`` request (the failing cell and its traceback) is answered
+  with the error explained by its type and a corrected cell: the failing line
+  guarded (``try``/``except`` for the exception it raised) when it is a
+  top-level statement of one line, otherwise the cell with a note above it.
 * Its answers cost nothing: the class says so with ``free = True``.
 * It can think, like a reasoning model: with ``backends: {mock: {think: true}}``
   (``%ttt_config backends.mock.think=true``), or whenever ``effort=`` is given,
@@ -758,7 +768,7 @@ def apply_history(text: str, history: list[Any] | None) -> str:
     asked = [m.get("content", "") for m in history or [] if isinstance(m, dict) and m.get("role") == "user"]
     if not asked:
         return text
-    earlier = f"Earlier you asked about “{topic(asked[-1], 6)}”"
+    earlier = f"Earlier you asked about “{topic(without_image_references(split_context(asked[-1])[0]), 6)}”"
     if len(asked) > 1:
         earlier += f" (and {len(asked) - 1} other question{'s' if len(asked) > 2 else ''} before that)"
     return f"{earlier}.\n\n{text}"
@@ -786,14 +796,20 @@ def compose(
     temperature: float | None = None,
     history: list[Any] | None = None,
     options: dict[str, Any] | None = None,
+    images: list[Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The whole answer for a request, and facts about how it was made.
 
     ``options`` are the request's other keyword arguments (``response_format``,
-    ``format``, ``schema``, ...).
+    ``format``, ``schema``, ...); ``images`` the (mime, bytes) pairs sent with it.
     """
-    clean = strip_hooks(prompt)
+    question, context = split_context(prompt)
+    clean = strip_hooks(without_image_references(question) if images or "[image: " in question else question)
     options = options or {}
+    seen = _seen(images, context)
+    if clean.startswith(_FIX_REQUEST):
+        text = apply_history(apply_system(fix_answer(question), system), history)
+        return "\n\n".join([*seen, text]), {"category": "fix", "variant": 0}
     kind = classify(clean)
     if kind != "json" and wants_json(clean, system, options):
         kind = "json"
@@ -825,7 +841,7 @@ def compose(
     facts["variant"] = variant
     text = apply_system(text, system)
     text = apply_history(text, history)
-    return text, facts
+    return "\n\n".join([*seen, text]), facts
 
 
 def chunks(text: str) -> list[str]:
@@ -839,6 +855,104 @@ def chunks(text: str) -> list[str]:
         else:
             grouped = [tail]
     return grouped
+
+
+# --------------------------------------------------------------------------- notebook context
+
+#: How ``%%ask --context`` sets its section apart, and how ``%ask --fix`` begins its request.
+_CONTEXT_SPLIT = re.compile(r"\n+---\nNotebook context[^\n]*\n+")
+_FIX_REQUEST = "Explain briefly why this notebook cell failed"
+_FIX_CELL = re.compile(r"^The cell \(([^)]*)\):\n(`{3,})python\n(.*?)\n\2$", re.M | re.S)
+_FIX_ERROR = re.compile(r"^The error:\n(`{3,})\n(.*?)\n\1$", re.M | re.S)
+_FIX_LINE = re.compile(r"^  Cell In\[\d+\], line (\d+), in <module>$", re.M)
+_WHY = {
+    "ZeroDivisionError": "a number was divided by zero: the divisor is 0 when this line runs",
+    "NameError": "a name is used before it is defined (or it is misspelt)",
+    "KeyError": "a key (or a DataFrame column) was looked up that does not exist",
+    "IndexError": "an index past the end of a sequence was used",
+    "TypeError": "an operation got a value of a type it cannot work with",
+    "ValueError": "a function got a value of the right type but an unusable content",
+    "AttributeError": "an attribute or method was used that the object does not have",
+    "ModuleNotFoundError": "an import names a package that is not installed",
+    "FileNotFoundError": "a file was opened that does not exist at that path",
+    "SyntaxError": "the cell is not valid Python, so none of it ran",
+}
+
+
+#: What a prompt keeps of an image sent with it: ``[image: a 640x480 PNG image (12 KB)]``.
+_IMAGE_REF = re.compile(r"\[image: [^\]\n]*\]")
+
+
+def without_image_references(question: str) -> str:
+    """The question without its image references: alone on a line they go, inline they read "the image"."""
+    question = re.sub(r"(?m)^[ \t]*\[image: [^\]\n]*\][ \t]*\n?", "", question)
+    return _IMAGE_REF.sub("the image", question).strip()
+
+
+def split_context(prompt: str) -> tuple[str, list[str]]:
+    """(the question, the first line of each variable described in the notebook context after it)."""
+    parts = _CONTEXT_SPLIT.split(prompt, maxsplit=1)
+    if len(parts) == 1:
+        return prompt, []
+    entries = [block.strip().splitlines()[0] for block in parts[1].split("\n\n") if block.strip()]
+    return parts[0], entries
+
+
+def _guarded(cell: str, line: int, error: str) -> str:
+    """The cell with its failing line wrapped in try/except (a one-line top-level statement), or noted."""
+    lines = cell.splitlines()
+    kind = error.split(":", 1)[0].rsplit(".", 1)[-1].strip() or "Exception"
+    if 0 < line <= len(lines):
+        failing = lines[line - 1]
+        one_line = (
+            failing.strip()
+            and not failing[:1].isspace()
+            and not failing.rstrip().endswith((":", "\\", "(", "[", "{", ","))
+        )
+        if one_line:
+            guard = [
+                "try:",
+                f"    {failing.strip()}",
+                f"except {kind} as error:  # mock fix: handle what this line raised",
+                '    print("Skipped:", error)',
+            ]
+            return "\n".join([*lines[: line - 1], *guard, *lines[line:]])
+    return f"# mock fix: the cell raised {kind}; check the values on the failing line first\n{cell}"
+
+
+def fix_answer(prompt: str) -> str:
+    """The answer to a ``%ask --fix`` request: why, then the corrected cell in one block."""
+    cell_match, error_match = _FIX_CELL.search(prompt), _FIX_ERROR.search(prompt)
+    traceback_text = error_match.group(2) if error_match else ""
+    error = next(
+        (line for line in reversed(traceback_text.splitlines()) if line and not line.startswith((" ", "("))),
+        "",
+    )
+    kind = error.split(":", 1)[0].rsplit(".", 1)[-1].strip()
+    why = _WHY.get(kind, "the line raised an exception its inputs did not allow for")
+    where = cell_match.group(1) if cell_match else "the cell"
+    at = [int(n) for n in _FIX_LINE.findall(traceback_text)]
+    line = at[-1] if at else 0
+    text = f"## {error or 'The error'}\n\n**Why:** {why}"
+    text += f" (line {line} of {where})." if line else f" ({where})."
+    if cell_match:
+        text += f"\n\nCorrected cell (mock):\n\n```python\n{_guarded(cell_match.group(3), line, error)}\n```"
+    return text + "\n\nA mock answer: it guards the failing line; a real model would fix its cause."
+
+
+def _seen(images: list[Any] | None, context: list[str]) -> list[str]:
+    """The lines that say what came with the question: images, then the notebook's variables."""
+    lines = []
+    if images:
+        from ttt_magic.images import describe
+
+        shown = [describe(str(mime), bytes(data)) for mime, data in images]
+        lines.append(
+            f"I see {shown[0]}." if len(shown) == 1 else f"I see {len(shown)} images: {'; '.join(shown)}."
+        )
+    if context:
+        lines.append("From the notebook I was shown: " + "; ".join(context) + ".")
+    return lines
 
 
 # --------------------------------------------------------------------------- the backend
@@ -904,7 +1018,12 @@ class MockLLMBackend(BaseBackend):
             {k: v for k, v in kwargs.items() if k not in ("history", "options", "images", "effort")}
         )
         text, facts = compose(
-            prompt, system=system, temperature=temperature, history=history, options=options
+            prompt,
+            system=system,
+            temperature=temperature,
+            history=history,
+            options=options,
+            images=kwargs.get("images"),
         )
         text, cut = truncate(text, max_tokens)
         pause = self.delay(model)

@@ -276,13 +276,13 @@ def test_a_new_key_without_docs_is_named(monkeypatch):
     from ttt_magic import config
 
     extra = dict(SCHEMA)
-    extra["context_budget"] = config.Setting("context_budget", int, 0, "tokens kept", ("TTT_CONTEXT_BUDGET",))
+    extra["answer_budget"] = config.Setting("answer_budget", int, 0, "tokens kept", ("TTT_ANSWER_BUDGET",))
     monkeypatch.setattr(sys.modules[__name__], "SCHEMA", extra)
-    with pytest.raises(AssertionError, match="no row for: context_budget"):
+    with pytest.raises(AssertionError, match="no row for: answer_budget"):
         test_every_key_has_a_row()
-    with pytest.raises(AssertionError, match="lacks: context_budget"):
+    with pytest.raises(AssertionError, match="lacks: answer_budget"):
         test_example_config_has_every_key_under_a_comment()
-    with pytest.raises(AssertionError, match="TTT_CONTEXT_BUDGET"):
+    with pytest.raises(AssertionError, match="TTT_ANSWER_BUDGET"):
         test_every_environment_variable_is_listed()
 
 

@@ -618,6 +618,12 @@ _SETTINGS = [
         "interpolation_limit", _number(int, 10), 2000, "characters of one {variable} before it is truncated"
     ),
     Setting(
+        "context_budget",
+        _number(int, 50),
+        2000,
+        "tokens of notebook context %%ask --context and --fix may add (estimated); see docs/context.md",
+    ),
+    Setting(
         "load_plugins",
         _bool,
         True,

@@ -45,18 +45,21 @@ def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
         "effort": getattr(opts, "effort", None),
     }
     call = {k: v for k, v in call.items() if v is not None}
+    from .context import add_context  # --fix, --context, --image: what the notebook adds
+
     if opts.raw:
-        return Question(prompt, call)
+        return add_context(Question(prompt, call), opts, namespace, settings, prompt)
     from .interpolate import expand
     from .withhold import WITHHELD_NOTE, configured_secrets
 
     secrets, limit = configured_secrets(settings), settings.interpolation_limit
-    filled = expand(prompt, namespace, limit, secrets=secrets)
+    filled = expand(prompt, namespace, limit, secrets=secrets, images=True)  # {fig}: sent as an image
     withheld = filled.withheld
     if "system" in call:
         system = expand(call["system"], namespace, limit, secrets=secrets)
         call["system"], withheld = system.text, withheld + system.withheld
-    return Question(filled.text, call, [WITHHELD_NOTE] if withheld else [])
+    question = Question(filled.text, call, [WITHHELD_NOTE] if withheld else [])
+    return add_context(question, opts, namespace, settings, prompt, filled.images)
 
 
 class AskRun:

@@ -19,6 +19,15 @@ So ``{df}``, ``{df.shape}``, ``{cfg['model']}``, ``{rows[0].name}``,
 are never followed. A conversion and a format spec apply as in an f-string
 (``{x:.2f}``, ``{x!r}``, ``{df.shape[0]:,}``); a spec that fails to apply
 leaves the field as written, like a reference that does not resolve.
+A pandas DataFrame or Series is written by ``ttt_magic.describe.describe``
+(type, shape, columns with dtypes, missing values, memory, and the rows: all
+of them up to 20, else the first and last ones), the one description that
+``%%ask --context`` and ``%ask --fix`` use too. With ``images=True`` an image
+value (a matplotlib figure, a PIL image, PNG/JPEG bytes, ``{Out[7]}`` of a
+plotting cell) is not written as text: it is collected on
+``Expansion.images`` (sent as an image) and the field becomes a reference,
+``[image: a 640x480 PNG image (12 KB)]``, which is what a conversation's
+history keeps.
 Configured API keys found in a value are replaced by their masked form
 (``withhold.py``). ``{{`` is copied as is. A ``{`` right after a LaTeX
 command (``\\frac{``), ``^`` or ``_``, and the groups chained to it
@@ -46,8 +55,8 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT = 2000
+#: Rows of a DataFrame or Series a ``{field}`` shows whole (a longer one: its first and last rows).
 TABLE_MAX_ROWS = 20
-TABLE_MAX_COLS = 12
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME_RE = re.compile(_NAME)
@@ -152,10 +161,16 @@ def to_text(value: Any, limit: int = DEFAULT_LIMIT) -> str:
 
 
 def _plain_text(value: Any) -> str:
-    text = _table_text(value)
-    if text is None:
-        text = value if isinstance(value, str) else str(value)
-    return text
+    if isinstance(value, str):
+        return value
+    if _is_table(value):
+        from ..describe import describe
+
+        try:
+            return describe(value, rows=TABLE_MAX_ROWS)
+        except Exception:  # an exotic frame pandas cannot print: its str() below
+            pass
+    return str(value)
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -181,30 +196,22 @@ def _field_text(field: str, namespace: Mapping[str, Any]) -> str:
         raise Unresolved(field) from None
 
 
-def _table_text(value: Any) -> str | None:
+def _is_table(value: Any) -> bool:
     kind = type(value)
-    if kind.__module__.split(".")[0] != "pandas" or kind.__name__ not in ("DataFrame", "Series"):
-        return None
-    try:
-        import importlib.util
-
-        if importlib.util.find_spec("tabulate") is not None and len(value) <= TABLE_MAX_ROWS:
-            frame = value if kind.__name__ == "DataFrame" else value.to_frame()
-            if frame.shape[1] <= TABLE_MAX_COLS:
-                return frame.to_markdown()
-        if kind.__name__ == "DataFrame":
-            return value.to_string(max_rows=TABLE_MAX_ROWS, max_cols=TABLE_MAX_COLS)
-        return value.to_string(max_rows=TABLE_MAX_ROWS)
-    except Exception:
-        return None
+    return kind.__module__.split(".")[0] == "pandas" and kind.__name__ in ("DataFrame", "Series")
 
 
 @dataclass(frozen=True)
 class Expansion:
-    """An interpolated text, and in how many of its values a configured secret was withheld."""
+    """An interpolated text, in how many of its values a configured secret was withheld, its images.
+
+    ``images`` (with ``expand(..., images=True)``): the (MIME type, bytes) of
+    each image value, in order; the text holds a reference to each.
+    """
 
     text: str
     withheld: int = 0
+    images: tuple[tuple[str, bytes], ...] = ()
 
 
 def interpolate(
@@ -215,13 +222,23 @@ def interpolate(
 
 
 def expand(
-    text: str, namespace: Mapping[str, Any], limit: int = DEFAULT_LIMIT, *, secrets: Iterable[str] = ()
+    text: str,
+    namespace: Mapping[str, Any],
+    limit: int = DEFAULT_LIMIT,
+    *,
+    secrets: Iterable[str] = (),
+    images: bool = False,
 ) -> Expansion:
-    """``interpolate``, also reporting secrets withheld: each of ``secrets`` found in a value is masked."""
+    """``interpolate``, also reporting secrets withheld: each of ``secrets`` found in a value is masked.
+
+    ``images=True``: image values are collected (``Expansion.images``) and
+    referred to in the text instead of being written out.
+    """
     if "{" not in text:
         return Expansion(text)
     secrets = tuple(secrets)
     withheld = 0
+    found_images: list[tuple[str, bytes]] = []
     out: list[str] = []
     i = 0
     n = len(text)
@@ -251,7 +268,14 @@ def expand(
         literal = _is_latex_position(text, start, latex_chain)
         if not literal:
             try:
-                value, found = withhold(_field_text(field, namespace), secrets)
+                image = _field_image(field, namespace) if images else None
+                if image is not None:
+                    from ..describe import image_reference
+
+                    found_images.append(image)
+                    value, found = image_reference(image), 0
+                else:
+                    value, found = withhold(_field_text(field, namespace), secrets)
             except Unresolved:
                 pass
             else:
@@ -263,7 +287,18 @@ def expand(
         out.append(text[start : end + 1])
         i = end + 1
         latex_chain = literal
-    return Expansion("".join(out), withheld)
+    return Expansion("".join(out), withheld, tuple(found_images))
+
+
+def _field_image(field: str, namespace: Mapping[str, Any]) -> tuple[str, bytes] | None:
+    """(MIME type, bytes) when a bare field (no conversion, no spec) names an image value; else None."""
+    reference, conversion, spec = split_field(field)
+    if conversion is not None or spec:
+        return None
+    value = resolve_field(reference, namespace)
+    from ..describe import image_of, is_image
+
+    return image_of(value) if is_image(value) else None
 
 
 def _is_latex_position(text: str, brace: int, chained: bool) -> bool:

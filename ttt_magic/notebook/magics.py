@@ -31,6 +31,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe
 
+from .context import normalize_options
 from .options import (
     BadInput,
     closest,
@@ -210,6 +211,22 @@ class TTTMagics(Magics):
     @argument("--insert", action="store_true", help="Put the answer's code in a new cell below.")
     @argument("--explain", action="store_true", help="Show why this backend and model were chosen.")
     @argument("--raw", action="store_true", help="Send the prompt as written: no {variable} expansion.")
+    @argument(
+        "--fix",
+        action="store_true",
+        help="Explain the last error of this kernel and give a corrected cell (the body adds instructions).",
+    )
+    @argument(
+        "--context",
+        nargs="?",
+        const="named",
+        metavar="ALL",
+        help="Describe the variables the prompt names (ALL: every DataFrame and Series too); "
+        "on a %%ask line write --context=ALL.",
+    )
+    @argument(
+        "--image", action="append", metavar="PATH", help="Send an image file with the question (repeatable)."
+    )
     @argument("prompt", nargs="*", help="%%ask only: the question (the rest of the line).")
     @no_var_expand  # the line is the prompt: {braces} are ours (no eval, keys withheld), $ is a dollar
     @line_cell_magic
@@ -250,6 +267,7 @@ class TTTMagics(Magics):
         else:
             tokens, prompt = split_cell_line(line), cell
         opts, extra = parser.parse_known_args(tokens)
+        normalize_options(opts)  # --context's optional ALL
         if extra:
             raise unknown_option(next((w for w in extra if w.startswith("-")), extra[0]), parser)
         if cell is not None and opts.prompt:
@@ -258,7 +276,7 @@ class TTTMagics(Magics):
             raise BadInput(f"-o needs a variable name, not {opts.out!r}.")
         if opts.new and opts.chat is None:
             opts.chat = DEFAULT_CHAT
-        if not prompt.strip():
+        if not prompt.strip() and not opts.fix:  # %ask --fix needs no words
             raise BadInput("Nothing to ask: write the prompt after %ask, or in the cell below %%ask.")
         return opts, prompt
 
@@ -418,6 +436,9 @@ def load_ipython_extension(ipython: Any) -> None:
     if "TTTMagics" in registry:
         return
     ipython.register_magics(TTTMagics(shell=ipython))
+    from . import context
+
+    context.install(ipython)  # remembers the last exception a cell raises, for %ask --fix
     from . import cachemagics
 
     cachemagics.register(ipython)  # %ttt_cache, %ttt_record, %ttt_replay
@@ -452,6 +473,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and protect_questions in cleanup:
         cleanup.remove(protect_questions)
-    from . import usage_errors
+    from . import context, usage_errors
 
     usage_errors.uninstall(ipython)
+    context.uninstall(ipython)
