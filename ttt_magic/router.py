@@ -495,12 +495,14 @@ async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
     kwargs = call.backend_kwargs()
     if call.stream:
         end: StreamEnd | None = None
+        thoughts: list[str] = []
         chunks = backend.astream(call.prompt, **kwargs)
         try:
             async for item in chunks:
                 if isinstance(item, StreamEnd):
                     end = item
                 elif isinstance(item, Thinking):  # a plugin may stream its thinking apart too
+                    thoughts.append(item.text)
                     yield item
                 elif item:
                     yield str(item)
@@ -508,7 +510,10 @@ async def call_backend(backend: Any, call: Resolved) -> AsyncIterator[Item]:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-        yield price(end or StreamEnd(model=call.model), model=call.model, free=free)
+        end = end or StreamEnd(model=call.model)
+        if thoughts and not end.reasoning:
+            end.reasoning = "".join(thoughts)  # before the chain's cache and recording keep the end
+        yield price(end, model=call.model, free=free)
         return
     response = await backend.ask(call.prompt, **kwargs)
     if not isinstance(response, AIResponse):

@@ -131,3 +131,30 @@ def test_effort_is_part_of_the_resolved_request():
     assert call.effort == "low" and call.key_material()["effort"] == "low"
     assert call.key() != call.with_changes(effort="high").key()
     assert router  # the module the resolution belongs to
+
+
+def test_a_plugin_that_streams_thinking_keeps_it_through_ask_the_cache_and_no_stream(tmp_path):
+    from ttt_magic.backends.base import BaseBackend
+    from ttt_magic.models import StreamEnd
+    from ttt_magic.registry import backend_registry
+
+    class Ponder(BaseBackend):
+        backend_name = "ponder"
+
+        async def astream(self, prompt, **kwargs):
+            yield Thinking("first, think. ")
+            yield "answer"
+            yield StreamEnd(model="p")
+
+    backend_registry.register_backend("ponder", Ponder)
+    try:
+        whole = ttt_magic.ask("q", backend="ponder")  # BaseBackend.ask gathers astream
+        assert whole == "answer" and whole.reasoning == "first, think. "
+        configure(cache=str(tmp_path / "c.sqlite3"))
+        chunks = ttt_magic.stream("q2", backend="ponder")
+        assert "".join(chunks) == "answer" and chunks.response.reasoning == "first, think. "
+        again = ttt_magic.stream("q2", backend="ponder")
+        "".join(again)
+        assert again.response.metadata.get("cached") and again.response.reasoning == "first, think. "
+    finally:
+        backend_registry.unregister("ponder")

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import ProviderError
-from ..models import AIResponse, Message, StreamEnd
+from ..models import AIResponse, Message, StreamEnd, Thinking
 
 __all__ = ["BaseBackend"]
 
@@ -82,6 +82,7 @@ class BaseBackend:
             raise NotImplementedError(f"{type(self).__name__} must implement ask() or astream()")
         started = time.perf_counter()
         parts: list[str] = []
+        thoughts: list[str] = []
         end = StreamEnd()
         try:
             async for item in self.astream(
@@ -94,6 +95,8 @@ class BaseBackend:
             ):
                 if isinstance(item, StreamEnd):
                     end = item
+                elif isinstance(item, Thinking):
+                    thoughts.append(item.text)
                 else:
                     parts.append(item)
         except ProviderError as exc:
@@ -105,6 +108,7 @@ class BaseBackend:
             tokens_in=end.tokens_in,
             tokens_out=end.tokens_out,
             time_taken=time.perf_counter() - started,
+            reasoning=end.reasoning or ("".join(thoughts) or None),
             metadata={**end.metadata, **({"finish_reason": end.finish_reason} if end.finish_reason else {})},
         )
 
