@@ -270,14 +270,14 @@ def report(results: dict[str, dict], n: int) -> str:
     lines += [
         "",
         "Reading: submitting writes each request line to disk and streams the files up, so its "
-        "peak grows only with what `ask_many`'s planning keeps per row (the prompts and their token "
-        "counts), not with the request bodies. `results()` returns an `Answers` of every row (an "
-        "`AIResponse` each), which is what grows; the results files are read a line at a time, as "
-        "`iter_results()` shows (its peak does not grow with the rows for OpenAI and Anthropic). "
-        "Gemini returns a batch's answers inside one JSON document, so reading it holds one batch "
-        "(at most about 20 MB of requests' answers) at a time. The estimate counts input tokens "
-        "with the library's counter (the fake counts about four characters a token) and takes "
-        "max_tokens as the output, so it is an upper bound on the output.",
+        "peak grows only with what `ask_many`'s planning keeps per row (the inputs' list, each row's "
+        "resume key and token count), not with the request bodies. `results()` returns an `Answers` "
+        "of every row (an `AIResponse` each, about 1 KB), which is what grows; the results are read "
+        "one row at a time, as `iter_results()` shows: its peak grows only by the job's bookkeeping "
+        "(which part answers each row, which rows were seen: a few bytes a row). Gemini's answers "
+        "come inside one JSON document, read as it streams, one answer at a time. The estimate "
+        "counts input tokens with the library's counter (the fake counts about four characters a "
+        "token) and takes max_tokens as the output, so it is an upper bound on the output.",
     ]
     return "\n".join(lines)
 

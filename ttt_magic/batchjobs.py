@@ -1128,6 +1128,7 @@ def submit_batch(
     budget: float | None = None,
     dry_run: bool = False,
     progress: Any = None,
+    _keep: bool = True,
     **ask_kwargs: Any,
 ) -> Any:
     """Submit one request per item to the provider's batch engine; a ``BatchJob``.
@@ -1181,7 +1182,7 @@ def submit_batch(
                 hint="Leave engine unset to have its rows asked with ask_many instead.",
             )
         return _fallback(
-            plan, inputs, template, schema, kwargs, decided, state, options, budget, dry_run, progress
+            plan, inputs, template, schema, kwargs, decided, state, options, budget, dry_run, progress, _keep
         )
 
     service, adapter, adapter_model = found
@@ -1272,12 +1273,19 @@ def _fallback(
     budget: float | None,
     dry_run: bool,
     progress: Any,
+    keep: bool = True,
 ) -> Any:
-    """A backend without a batch service: the rows are asked with ``ask_many``, kept like a job."""
+    """A backend without a batch service: the rows are asked with ``ask_many``, kept like a job.
+
+    ``keep=False`` (``ask_many(engine="auto")``): just the ``Answers``, no state file.
+    """
     from . import batch
 
     if dry_run:
         return batch.estimate(inputs, template, schema=schema, _where="submit_batch", **kwargs)
+    if not keep:
+        _note(f"ask_many: backend {decided.backend!r} has no batch service: asking directly.")
+        return batch.ask_many(inputs, template, schema=schema, budget=budget, progress=progress, **kwargs)
     digest = _digest("ask_many", decided.backend, decided.model, plan.prompts, options)
     path = _state_path(state, digest)
     job = _existing(path, digest)
@@ -1334,15 +1342,24 @@ def run_batch(
 ) -> Any:
     """``ask_many(..., engine="batch")``: submit, wait, and the ``Answers``.
 
-    ``concurrency`` and ``resume`` do not apply to a batch engine and are ignored.
+    ``engine="batch"`` refuses a backend without a batch service;
+    ``engine="auto"`` asks such a backend's rows directly (a note says so), with
+    no state file. ``concurrency`` and ``resume`` do not apply to a batch engine.
     """
     from .batch import Answers, BatchFailed, Estimate
 
-    job = submit_batch(inputs, template, engine=engine, progress=progress, state=state, **kwargs)
-    if isinstance(job, Estimate):
-        return job
-    job.wait(progress=progress)
-    answers: Answers = job._answers if job._answers is not None else job.results()
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be 'direct', 'batch' or 'auto', not {engine!r}.")
+    job = submit_batch(
+        inputs, template, engine=engine, progress=progress, state=state, _keep=engine == "batch", **kwargs
+    )
+    if isinstance(job, (Estimate, Answers)):
+        answers = job
+    else:
+        job.wait(progress=progress)
+        answers = job._answers if job._answers is not None else job.results()
+    if isinstance(answers, Estimate):
+        return answers
     if on_error == "raise" and answers.failed:
         first = answers.failed[0]
         raise BatchFailed(first, answers[first], answers)

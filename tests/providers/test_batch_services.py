@@ -413,6 +413,19 @@ def test_run_batch_is_ask_many_on_the_batch_engine(fake_factory, clock):
     assert isinstance(answers, Answers) and answers.texts[2] == "Answer 2: Q: question 2"
 
 
+def test_run_batch_auto_asks_a_backend_without_service_directly_and_keeps_no_file(clock, capsys, tmp_path):
+    from pathlib import Path
+
+    answers = run_batch(["one", "two"], "Echo {}", backend="mock", engine="auto", progress=False)
+    assert isinstance(answers, Answers) and answers.ok_count == 2
+    assert "asking directly" in capsys.readouterr().err
+    assert not list(Path.cwd().glob("batch-*"))
+    with pytest.raises(UsageError, match="'mock' has no batch service"):
+        run_batch(["one"], backend="mock")  # engine="batch": demanded
+    with pytest.raises(UsageError, match="engine must be"):
+        run_batch(["one"], backend="mock", engine="fast")
+
+
 def test_a_pandas_index_survives_the_restart(fake_factory, clock):
     pd = pytest.importorskip("pandas")
     start("openai", fake_factory)
