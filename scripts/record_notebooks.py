@@ -27,6 +27,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 #: Provider variables dropped from the kernel's environment, so the server is the only backend.
 OTHER_PROVIDERS = (
@@ -72,6 +73,7 @@ def run_notebook(path: Path, env: dict[str, str], timeout: float, save: bool) ->
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
+    originals = _without_replay(notebook) if "TTT_RECORD" in env else []
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)  # the kernel inherits the environment of this process
@@ -86,8 +88,28 @@ def run_notebook(path: Path, env: dict[str, str], timeout: float, save: bool) ->
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    for cell, source in originals:
+        cell.source = source  # the saved notebook keeps its replay line
     if save:
         nbformat.write(notebook, path)
+
+
+def _without_replay(notebook: Any) -> list[tuple[Any, str]]:
+    """A notebook that replays its recording by default (``%ttt_replay FILE``) asks the server instead.
+
+    Returns the cells changed with their original source, to put back before saving.
+    """
+    changed = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        if any(line.lstrip().startswith("%ttt_replay") for line in lines):
+            changed.append((cell, cell.source))
+            cell.source = "\n".join(
+                "%ttt_replay --off" if line.lstrip().startswith("%ttt_replay") else line for line in lines
+            )
+    return changed
 
 
 def count(path: Path) -> int:
