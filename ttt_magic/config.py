@@ -720,6 +720,26 @@ def display_path(path: str | os.PathLike[str]) -> str:
     return readable(os.fspath(path))
 
 
+def short_path(path: str | os.PathLike[str]) -> str:
+    """A path as shown in a notebook: relative to the working folder, else under ``~``, else whole.
+
+    Saved notebooks then show ``answers.jsonl`` or ``~/.config/ttt/config.yaml``,
+    not the machine the notebook happened to be run on.
+    """
+    text = os.fspath(path)
+    try:
+        absolute = os.path.abspath(text)
+        here = os.getcwd()
+        if absolute == here or absolute.startswith(here.rstrip(os.sep) + os.sep):
+            return display_path(os.path.relpath(absolute, here))
+        home = os.path.expanduser("~")
+        if home not in ("", "~", os.sep) and absolute.startswith(home.rstrip(os.sep) + os.sep):
+            return display_path("~" + os.sep + os.path.relpath(absolute, home))
+    except (OSError, ValueError):
+        pass
+    return display_path(text)
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -444,17 +444,21 @@ def status(settings: Any = None) -> dict[str, Any]:
 
 
 def report(info: dict[str, Any]) -> str:
+    from .config import short_path
+
     lines = []
     record = info.get("record")
     if record:
-        lines.append(f"Recording answers to {record['path']} ({record['entries']} recorded so far).")
+        lines.append(
+            f"Recording answers to {short_path(record['path'])} ({record['entries']} recorded so far)."
+        )
     else:
         lines.append("Not recording (%ttt_record PATH, or record: PATH in ttt.yaml).")
     replay = info.get("replay")
     if replay:
         missing = "" if replay["exists"] else " - the file does not exist yet"
         lines.append(
-            f"Replaying answers from {replay['path']} ({replay['entries']} answers, "
+            f"Replaying answers from {short_path(replay['path'])} ({replay['entries']} answers, "
             f"mode {info['replay_mode']}, {info['replay_speed']:g} chars/s){missing}."
         )
     else:
