@@ -262,10 +262,12 @@ def report(results: dict[str, dict], n: int) -> str:
     for engine, parts in usage:
         tin = sum((u or {}).get("tokens_in", 0) for u in parts)
         tout = sum((u or {}).get("tokens_out", 0) for u in parts)
+        t = results[engine]["timed"]
+        same = (tin, tout) == (t["tokens_in"], t["tokens_out"])
         lines.append("")
         lines.append(
             f"{LABELS[engine]}: the batches' own `usage` says {tin:,} input and {tout:,} output tokens, "
-            "the same as the answers' sum."
+            + ("the same as the answers' sum." if same else "which differs from the answers' sum.")
         )
     lines += [
         "",
