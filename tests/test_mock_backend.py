@@ -569,3 +569,67 @@ def test_the_mock_thinking_survives_the_cache(tmp_path, monkeypatch):
     first, again = answers
     assert again.metadata.get("cached") and not first.metadata.get("cached")
     assert again.reasoning == first.reasoning and first.reasoning.startswith("The question is about")
+
+
+# --------------------------------------------------------------------------- notebook context (issue #15)
+
+
+def _png(width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = zlib.compress(b"".join(b"\x00" + b"\x80" * width for _ in range(height)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_the_mock_describes_the_images_it_receives(mock):
+    one = [("image/png", _png(640, 480))]
+    text = "".join(collect(mock, "What is in [image: a 640x480 PNG image (1 KB)]?", images=one)[0])
+    assert text.startswith("I see a 640x480 PNG image (1 KB).\n\n")
+    assert "in the image" in text and "[image:" not in text  # the reference reads "the image"
+    two = [*one, ("image/png", _png(20, 10))]
+    text = "".join(collect(mock, "Compare them", images=two)[0])
+    assert text.startswith("I see 2 images: a 640x480 PNG image (1 KB); a 20x10 PNG image (1 KB).")
+    assert "I see" not in "".join(collect(mock, "Compare them")[0])
+
+
+def test_the_mock_names_the_context_and_reads_the_question_without_it(mock, mock_module):
+    prompt = (
+        "Which city is warmest?\n\n---\nNotebook context (the variables named above, described):\n\n"
+        "df: pandas DataFrame, 5 rows × 3 columns (under 1 KB)\ncolumns: city (str)\n\ncount: int: 3"
+    )
+    text = "".join(collect(mock, prompt)[0])
+    first, rest = text.split("\n\n", 1)
+    assert first == (
+        "From the notebook I was shown: df: pandas DataFrame, 5 rows × 3 columns (under 1 KB); count: int: 3."
+    )
+    assert "“Which city is warmest”" in rest and "```" not in rest  # not taken for a pandas code request
+
+
+def test_the_mock_answers_a_fix_request_with_a_guarded_cell(mock):
+    prompt = (
+        "Explain briefly why this notebook cell failed, then give the whole corrected cell as one Python "
+        "code block.\n\nThe cell (In[4]):\n```python\nx = 0\ny = 1 / x\n```\n\nThe error:\n```\n"
+        "Traceback (most recent call last; library frames one line each):\n"
+        "  Cell In[4], line 2, in <module>\n"
+        "    y = 1 / x\nZeroDivisionError: division by zero\n```"
+    )
+    chunks, end, error = collect(mock, prompt)
+    text = "".join(chunks)
+    assert error is None and end.metadata["category"] == "fix"
+    assert text.startswith("## ZeroDivisionError: division by zero\n\n**Why:** a number was divided by zero")
+    assert "(line 2 of In[4])" in text
+    code = re.search(r"```python\n(.*?)\n```", text, re.S).group(1)
+    assert code == (
+        "x = 0\ntry:\n    y = 1 / x\n"
+        "except ZeroDivisionError as error:  # mock fix: handle what this line raised\n"
+        '    print("Skipped:", error)'
+    )
+    namespace: dict = {}
+    exec(compile(code, "<fixed>", "exec"), namespace)  # the corrected cell runs
+    indented = prompt.replace("y = 1 / x\n```\n\nThe error", "if x:\n    y = 1 / x\n```\n\nThe error")
+    assert "# mock fix: the cell raised ZeroDivisionError" in "".join(collect(mock, indented)[0])

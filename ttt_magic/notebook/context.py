@@ -137,6 +137,8 @@ def install(shell: Any) -> None:
 
 
 def uninstall(shell: Any) -> None:
+    """Stop recording (``%unload_ext``) and forget the error recorded."""
+    _records.pop(shell, None)
     record = _hooks.pop(shell, None)
     if record is not None:
         try:
@@ -361,7 +363,7 @@ def trimmed_traceback(exc: BaseException, shell: Any = None, budget: int | None 
     text = "\n".join([head, *body, *tail]) if frames else "\n".join(tail)
     keep = len(frames)
     while budget is not None and count(text) > budget and keep > 2:
-        keep -= 1
+        keep = max(2, keep - max(1, keep // 4))  # a deep recursion shrinks in a few steps
         outer, inner = frames[:1], frames[len(frames) - (keep - 1) :]
         left_out = len(frames) - len(outer) - len(inner)
         body = [*_frame_lines(outer), f"  … {left_out} frames left out …", *_frame_lines(inner)]
@@ -429,14 +431,14 @@ def _describe_all(items: list[tuple[str, Any]], budget: int, *, rows: int = 5) -
 def _used_variables(frames: list[Any], limit: int) -> list[tuple[str, Any]]:
     """(label, value) of the names the user frames' failing lines use, innermost frame first."""
     found: list[tuple[str, Any]] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int]] = set()  # (name, id of its value): the same object once, whatever the frame
     import builtins
 
     for frame in reversed([f for f in frames if f.user]):
         scope = frame.frame
         is_module = scope.f_code.co_name == "<module>"
         for name in _IDENTIFIER.findall(" ".join(frame.code)):
-            if _hidden(name) or (name, id(scope)) in seen:
+            if _hidden(name):
                 continue
             if name in scope.f_locals:
                 value = scope.f_locals[name]
@@ -444,9 +446,11 @@ def _used_variables(frames: list[Any], limit: int) -> list[tuple[str, Any]]:
                 value = scope.f_globals[name]
             else:
                 continue  # a builtin, or not defined yet
+            if (name, id(value)) in seen:
+                continue
             if value is getattr(builtins, name, object()) or not _describable(value, True):
                 continue
-            seen.add((name, id(scope)))
+            seen.add((name, id(value)))
             label = name if is_module else f"{name} (in {scope.f_code.co_name})"
             found.append((label, value))
             if len(found) >= limit:
@@ -475,7 +479,8 @@ def fix_prompt(
     cell = record.cell if record.cell is not None else _cell_source(shell, record.number)
     sections: list[str] = []
     used = 0
-    if cell:
+    cell = (cell or "").strip("\n")  # IPython drops leading blank lines: the traceback's numbers then agree
+    if cell.strip():
         source = fit(cell, budget * 2 // 5)
         sections.append(f"The cell ({where}):\n{_fence(source, 'python')}")
         used += count(source)
