@@ -32,6 +32,8 @@ _LAZY = {
     "usage": "ttt_magic.accounting",
     "estimate": "ttt_magic.batch",
     "aask_many": "ttt_magic.batch",
+    "submit_batch": "ttt_magic.batchjobs",
+    "BatchJob": "ttt_magic.batchjobs",
     "Answers": "ttt_magic.batch",
     "get_config": "ttt_magic.config",
     "model_registry": "ttt_magic.registry",
@@ -48,6 +50,7 @@ __all__ = [
     "AIResponse",
     "Answers",
     "BaseBackend",
+    "BatchJob",
     "Chat",
     "ModelInfo",
     "aask",
@@ -69,6 +72,7 @@ __all__ = [
     "route",
     "settings",
     "stream",
+    "submit_batch",
     "unload_ipython_extension",
     "usage",
 ]
@@ -81,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .api import Chat, aask, ask, ask_many, astream, chat, route, stream
     from .backends.base import BaseBackend
     from .batch import Answers, aask_many, estimate
+    from .batchjobs import BatchJob, submit_batch
     from .config import configure, get_config
     from .models import AIResponse, ModelInfo
     from .plugins import discover_plugins, load_plugin

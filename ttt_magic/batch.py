@@ -98,6 +98,7 @@ _ASK_MANY_ARGS = (
     "on_error",
     "dry_run",
     "resume",
+    "engine",
 )
 
 
@@ -1221,6 +1222,7 @@ def ask_many(
     on_error: str = "keep",
     dry_run: bool = False,
     resume: bool = True,
+    engine: str = "direct",
     **ask_kwargs: Any,
 ) -> Any:
     """Ask one prompt per item, ``concurrency`` at a time; ``Answers`` in input order.
@@ -1235,7 +1237,25 @@ def ask_many(
     Ctrl-C raises ``BatchInterrupted`` (a KeyboardInterrupt) with ``.answers``;
     asking the same again resumes. ``on_error="raise"`` raises ``BatchFailed``
     at the first failure.
+
+    ``engine="batch"``: the provider's batch service (half price, answers within
+    24 h, see ``ttt_magic.batchjobs``; a backend without one is a UsageError);
+    ``engine="auto"``: the batch service where the backend has one, else asked directly.
     """
+    if engine != "direct":
+        from .batchjobs import run_batch
+
+        return run_batch(
+            inputs,
+            template,
+            engine=engine,
+            progress=progress,
+            budget=budget,
+            schema=schema,
+            on_error=on_error,
+            dry_run=dry_run,
+            **ask_kwargs,
+        )
     if dry_run:
         return estimate(
             inputs,

@@ -61,6 +61,19 @@ def code(text: str, tags: list[str] | None = None) -> dict:
     return cell
 
 
+REPLAY_NOTE = (
+    "**Recorded answers.** The answers in this notebook were recorded once from a real small model "
+    "(SmolLM2-135M-Instruct, served by llama.cpp on a laptop; each footer says so) and replay from "
+    "`{name}.answers.jsonl` beside it: no key, no network, the same answers every time. A question "
+    "that was not recorded goes to the backend the setup cell chose. `%ttt_replay --off` asks live "
+    "instead; `scripts/record_notebooks.py` records them again from your own server."
+)
+
+
+def replaying(name: str) -> str:
+    return f"%ttt_replay {name}.answers.jsonl --mode fallthrough"
+
+
 QUICKSTART = [
     md("""
 # ttt-magic quickstart
@@ -71,6 +84,8 @@ conversations.
 """),
     md(SETUP_NOTE),
     code(SETUP),
+    md(REPLAY_NOTE.format(name="01_quickstart")),
+    code(replaying("01_quickstart")),
     md("""
 ## Ask
 
@@ -157,10 +172,13 @@ Errors are one short message with what to do, never a traceback, and the run con
 (set `raise_on_error=true` to make them stop a notebook instead). The mock backend fails
 on purpose when a prompt contains `[fail]`.
 """),
-    code("""
-%%ask
+    code(
+        """
+%%ask -b mock
 [fail] Show me what an error looks like
-"""),
+""",
+        tags=["raises-exception"],  # recording raises on errors; here the cell shows one line
+    ),
     md("""
 Next: `02_routing_and_config.ipynb` (choosing models, rules, fallbacks, settings),
 `03_plugins.ipynb` (your own backend), `04_data_exploration.ipynb` (DataFrames in prompts).
@@ -457,11 +475,134 @@ Which column varies most, judging by these statistics?
 """),
 ]
 
+CONTEXT = [
+    md("""
+# The notebook as context
+
+A question asked from a notebook is usually about the notebook: the error a cell just
+raised, the figure above, the DataFrame you loaded. `%%ask` sends each of them along with
+the question, compactly (a description, never the whole object) and with API keys kept out.
+This notebook shows all three; [docs/context.md](../docs/context.md) has the details.
+"""),
+    md(SETUP_NOTE),
+    code(SETUP),
+    md("""
+## Fix the last error
+
+This cell fails (on purpose): one item of the basket has no price.
+"""),
+    code(
+        """
+prices = {"apple": 1.20, "pear": 0.80}
+basket = ["apple", "pear", "plum"]
+total = sum(prices[item] for item in basket)
+""",
+        tags=["raises-exception"],
+    ),
+    md("""
+`%ask --fix` sends the last error of this kernel: the cell that raised it, its traceback
+trimmed to your own code (library frames one line each), and the variables the failing
+lines use. The answer explains it and gives the corrected cell; `--insert` puts that code
+in a new cell below (in JupyterLab or Notebook), ready to review and run.
+"""),
+    code("%ask --fix --insert"),
+    md("What the model received (the same question, built again):"),
+    code("""
+from ttt_magic.notebook.context import fix_prompt
+
+question, notes = fix_prompt("")
+print(question)
+"""),
+    md("""
+Keys never leave: a configured API key is masked, and anything shaped like one is replaced
+by `[redacted]` everywhere in what `--fix` sends: the source, the traceback, the values.
+"""),
+    code(
+        """
+api_token = "sk-demo-0123456789abcdefghij"  # a made-up key
+int(api_token)
+""",
+        tags=["raises-exception"],
+    ),
+    code("""
+print(fix_prompt("")[0].split("The error:")[1])
+"""),
+    md("""
+## Ask about a figure
+
+A figure in braces is sent as an image, not as text. The prompt keeps a short reference
+in its place (such as `[image: a 640x480 PNG image (20 KB)]`), and that reference is all a
+conversation remembers, so a follow-up still reads sensibly.
+"""),
+    code("""
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(range(2015, 2025), [3, 4, 4, 6, 7, 7, 9, 12, 13, 15], marker="o")
+ax.set(title="Downloads per year (thousands)", xlabel="year")
+plt.show()
+"""),
+    code("""
+%%ask -c plot
+What trend does {fig} show?
+"""),
+    code("%ask --chat=plot Which year grew most?"),
+    md("""
+`%%ask --image chart.png` sends an image file the same way (repeat it for several). A model
+that cannot read images is refused before anything is sent, in one line.
+"""),
+    md("""
+## Describe the data a question names
+
+`--context` adds a compact description of each variable the question names: type, shape,
+columns with their dtypes, missing values, memory size and a few rows.
+"""),
+    code("""
+import pandas as pd
+
+df = pd.DataFrame({
+    "city": pd.Series(["Oslo", "Lima", None, "Pune"], dtype="string"),
+    "temp_c": [3.5, 19.0, None, 31.2],
+})
+"""),
+    code("""
+%%ask --context
+Which city in df is warmest, and which rows are incomplete?
+"""),
+    md("What was added after the question:"),
+    code("""
+from ttt_magic.notebook.context import context_section
+
+print(context_section("Which city in df is warmest?", globals())[0])
+"""),
+    md("""
+A description is bounded whatever the size of the data: a 1,000,000-row DataFrame costs
+about as many tokens as a small one (the footer says how many were sent). `--context ALL`
+describes every DataFrame and Series of the notebook; `context_budget` caps the total.
+"""),
+    code("""
+import numpy as np
+
+big = pd.DataFrame({"n": np.arange(1_000_000), "score": np.linspace(0, 1, 1_000_000)})
+"""),
+    code("""
+%%ask --context ALL
+What data do I have?
+"""),
+    code("%ttt_config context_budget=60"),
+    code("""
+%%ask --context
+What is in big?
+"""),
+    code("%ttt_config context_budget="),
+]
+
 NOTEBOOKS_SPEC = {
     "01_quickstart": QUICKSTART,
     "02_routing_and_config": ROUTING,
     "03_plugins": PLUGINS,
     "04_data_exploration": DATA,
+    "07_context": CONTEXT,
 }
 
 

@@ -33,8 +33,8 @@ class Question:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
-    """The prompt and system prompt with ``{variables}`` filled (keys withheld); the call's options."""
+def call_options(opts: Any) -> dict[str, Any]:
+    """The ``ask()`` keywords a ``%%ask`` line gives (those it leaves out are not there)."""
     call = {
         "model": opts.model,
         "backend": opts.backend,
@@ -44,7 +44,19 @@ def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
         "cache": getattr(opts, "cache", None),  # --cache / --no-cache; None: the configured default
         "effort": getattr(opts, "effort", None),
     }
-    call = {k: v for k, v in call.items() if v is not None}
+    return {k: v for k, v in call.items() if v is not None}
+
+
+def prepare(opts: Any, prompt: str, namespace: Any, settings: Any) -> Question:
+    """The prompt and system prompt with ``{variables}`` filled (keys withheld); the call's options.
+
+    ``--schema NAME`` is looked up in ``namespace`` (a name or dotted attribute, never evaluated).
+    """
+    call = call_options(opts)
+    if getattr(opts, "schema", None):
+        from .each import lookup
+
+        call["schema"] = lookup(opts.schema, namespace, "--schema")
     from .context import add_context  # --fix, --context, --image: what the notebook adds
 
     if opts.raw:
@@ -91,7 +103,7 @@ class AskRun:
 
     def _streamed(self) -> Any:
         """Feed the chunks to the view; on Ctrl-C show and keep what the stream kept, and re-raise."""
-        answer = self._source("stream")(self.question.prompt, parts=self.thinking, **self.question.call)
+        answer = self._source("stream")(self.question.prompt, parts=self.thinking, **self._call())
         answer.heartbeat = HEARTBEAT  # flush coalesced text while the model is silent
         self.route = answer.route
         try:
@@ -114,7 +126,7 @@ class AskRun:
         from ..api import Interrupted
 
         try:
-            response = self._source("ask")(self.question.prompt, **self.question.call)
+            response = self._source("ask")(self.question.prompt, **self._call())
         except Interrupted as stopped:
             self._interrupted(stopped.response, stopped.response.text)
             raise
@@ -130,6 +142,23 @@ class AskRun:
 
         conversation = self.host.conversation(self.opts, self.question.call)
         return getattr(conversation if conversation is not None else api, method)
+
+    def _call(self) -> dict[str, Any]:
+        """What is sent: the question's options; with ``-f json``, a system prompt asking for JSON only.
+
+        The instruction joins the system prompt the answer would get anyway (this
+        ask's ``-s``, the conversation's, or the configured one) and is not kept
+        by the conversation, so a later ask in it is not told to answer in JSON.
+        """
+        call = self.question.call
+        if self.opts.format != "json":
+            return call
+        from .each import default_system, json_system
+
+        chat = self.host.chats.get(self.opts.chat) if self.opts.chat is not None else None
+        system = call.get("system") or getattr(chat, "system", None)
+        system = system or default_system(self.settings, call.get("backend"))
+        return {**call, "system": json_system(system)}
 
     def _interrupted(self, partial: Any, text: str) -> None:
         """Keep what the stream kept, then show it marked.

@@ -125,6 +125,7 @@ class CacheMagics(Magics):
         is being replayed.
         """
         from .. import recording
+        from ..config import short_path
 
         args = parse_argstring(self.ttt_replay, line)
         values: dict[str, Any] = {}
@@ -142,7 +143,7 @@ class CacheMagics(Magics):
         print(recording.report(info))
         replay = info.get("replay")
         if args.path and replay and not replay["exists"]:
-            print(f"Record it first: %ttt_record {replay['path']}")
+            print(f"Record it first: %ttt_record {short_path(replay['path'])}")
 
 
 def register(ipython: Any) -> None:

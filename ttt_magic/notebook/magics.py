@@ -32,6 +32,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe
 
 from .context import normalize_options
+from .each import check_name
 from .options import (
     BadInput,
     closest,
@@ -208,6 +209,18 @@ class TTTMagics(Magics):
         const=False,
         help="Neither read nor write the response cache for this ask (a fresh sample).",
     )
+    @argument(
+        "--each",
+        metavar="ITEMS",
+        help="Ask once per item of the variable ITEMS (a list, Series or DataFrame; a name or dotted "
+        "attribute): the cell is the template; a table of the answers, all of them in -o VAR (default _).",
+    )
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured answers: NAME is a variable holding a pydantic class, a JSON Schema or a "
+        "shorthand dict; the parsed value is the answer's .data.",
+    )
     @argument("--insert", action="store_true", help="Put the answer's code in a new cell below.")
     @argument("--explain", action="store_true", help="Show why this backend and model were chosen.")
     @argument("--raw", action="store_true", help="Send the prompt as written: no {variable} expansion.")
@@ -240,17 +253,19 @@ class TTTMagics(Magics):
         brace stays as written, and a configured API key in a value is sent masked.
         An unknown option is refused, not sent: a prompt that starts with ``-``
         goes after ``--``. The answer is kept in ``ttt_magic.last_response`` (and
-        VAR with ``-o VAR``).
+        VAR with ``-o VAR``). ``--each ITEMS`` asks the cell once per item of
+        ITEMS (the cell is the template) and shows a table of the answers.
         """
         from ..errors import UsageError
         from .asking import AskRun
+        from .each import EachRun
 
         try:
             opts, prompt = self._parse_ask(line, cell)
         except (IPythonUsageError, BadInput) as exc:
             return self.usage_failure(str(exc), None, None)
         try:
-            AskRun(self, opts, prompt).run()
+            (EachRun if opts.each is not None else AskRun)(self, opts, prompt).run()
         except UsageError as exc:  # raised before anything was sent (a bad model, a broken config file)
             return self.usage_failure(exc.message, exc.hint, opts.out)
         except KeyboardInterrupt:
@@ -274,6 +289,22 @@ class TTTMagics(Magics):
             prompt = " ".join(opts.prompt) + "\n" + cell
         if opts.out is not None and (not opts.out.isidentifier() or keyword.iskeyword(opts.out)):
             raise BadInput(f"-o needs a variable name, not {opts.out!r}.")
+        for option, name in (("--each", opts.each), ("--schema", opts.schema)):
+            if name is not None:
+                check_name(name, option)
+        if opts.each is not None:
+            clash = [
+                flag
+                for flag, given in (
+                    ("--chat", opts.chat is not None or opts.new),
+                    ("--insert", opts.insert),
+                    ("--explain", opts.explain),
+                    ("--fix", getattr(opts, "fix", False)),
+                )
+                if given
+            ]
+            if clash:
+                raise BadInput(f"--each asks every item on its own: it does not go with {', '.join(clash)}.")
         if opts.new and opts.chat is None:
             opts.chat = DEFAULT_CHAT
         if not prompt.strip() and not opts.fix:  # %ask --fix needs no words

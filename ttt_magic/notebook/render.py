@@ -43,6 +43,7 @@ __all__ = [
     "StreamView",
     "TerminalView",
     "Thoughts",
+    "data_view",
     "error_bundle",
     "error_line",
     "extract_code",
@@ -262,6 +263,27 @@ def parse_json(text: str) -> tuple[Any, str | None]:
         return None, str(exc)
 
 
+def data_view(response: Any, fmt: str = "markdown") -> tuple[str, str] | None:
+    """A structured answer's parsed ``.data`` (``--schema``) as shown under it: (markup, plain text).
+
+    A JSON block labelled with the value's type (a pydantic model's name, or
+    ``dict``); None when the answer has no ``.data``, or is already shown as
+    parsed JSON (``-f json``).
+    """
+    value = getattr(response, "data", None)
+    if value is None or fmt == "json":
+        return None
+    dump = getattr(value, "model_dump", None) or getattr(value, "dict", None)
+    plain_value = dump() if callable(dump) and not isinstance(value, dict) else value
+    pretty = json.dumps(plain_value, indent=2, ensure_ascii=False, default=str)
+    label = f".data ({type(value).__name__})"
+    if fmt in ("text", "html"):
+        markup = f"<p><sub>{html.escape(label)}</sub></p><pre>{html.escape(pretty)}</pre>"
+    else:
+        markup = f"<sub>{html.escape(label)}</sub>\n\n{_fence(pretty, 'json')}"
+    return markup, f"{label}: {value!r}"
+
+
 def error_line(message: str, hint: str | None = None) -> str:
     """A refusal or failure as one line of plain text: ``ttt-magic: message hint``."""
     return f"ttt-magic: {message}" + (f" {hint}" if hint else "")
@@ -302,6 +324,10 @@ def final_bundle(
 
     tail_md: list[str] = []
     tail_plain: list[str] = []
+    parsed = None if interrupted else data_view(response, fmt)
+    if parsed is not None:  # --schema: the parsed value, under the answer it was read from
+        tail_md.append(parsed[0])
+        tail_plain.append(parsed[1])
     if interrupted:
         tail_md.append(INTERRUPTED_MARK)
         tail_plain.append("[interrupted]")
@@ -701,6 +727,9 @@ class TerminalView:
                 self.parts.append(body)
         if self.parts and not self.text.endswith("\n"):
             out.write("\n")
+        parsed = None if interrupted else data_view(response, self.fmt)
+        if parsed is not None:  # --schema: the parsed value under the answer
+            out.write(parsed[1] + "\n")
         if interrupted:
             out.write("[interrupted]\n")
         error = getattr(response, "error", None)
