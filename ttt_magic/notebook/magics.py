@@ -473,6 +473,9 @@ def load_ipython_extension(ipython: Any) -> None:
     from . import cachemagics
 
     cachemagics.register(ipython)  # %ttt_cache, %ttt_record, %ttt_replay
+    from . import batchmagics
+
+    batchmagics.register(ipython)  # %ttt_batch
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and protect_questions not in cleanup:
         cleanup.append(protect_questions)
@@ -498,6 +501,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     from . import cachemagics
 
     cachemagics.unregister(ipython)
+    from . import batchmagics
+
+    batchmagics.unregister(ipython)
     configurables = getattr(ipython, "configurables", None)
     if configurables is not None:
         configurables[:] = [c for c in configurables if c is not magics]
