@@ -130,14 +130,15 @@ def test_a_configured_key_in_an_interpolated_value_is_sent_masked(shell, capsys,
 
 def test_no_note_when_nothing_was_withheld(shell, capsys, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
-    shell.user_ns["city"] = "Oslo"
+    monkeypatch.setitem(shell.user_ns, "city", "Oslo")  # the shell outlives the test: leave no name behind
     _, out = run(shell, capsys, "%ask -b echo Weather in {city}")
     assert out.startswith("Weather in Oslo\n") and WITHHELD_NOTE not in out
 
 
-def test_the_line_is_taken_as_typed_not_expanded_by_ipython(shell, capsys, sent):
+def test_the_line_is_taken_as_typed_not_expanded_by_ipython(shell, capsys, sent, monkeypatch):
     """IPython evaluates {expr} and $name in magic lines; %ask opts out (no eval, no bypassed masking)."""
-    shell.user_ns.update(x=41, price=3)
+    monkeypatch.setitem(shell.user_ns, "x", 41)
+    monkeypatch.setitem(shell.user_ns, "price", 3)
     run(shell, capsys, "%ask -b echo --raw {x+1} costs $price {x}")
     run(shell, capsys, "%ask -b echo {x+1} costs $price, x is {x:.1f}")
     assert [s.prompt for s in sent] == ["{x+1} costs $price {x}", "{x+1} costs $price, x is 41.0"]
