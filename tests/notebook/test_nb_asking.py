@@ -379,7 +379,9 @@ def test_paths_are_shown_relative_or_under_home(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     assert shown_path(work / "ttt.yaml") == "ttt.yaml"
     assert shown_path(home / ".config" / "ttt" / "config.yaml") == "~/.config/ttt/config.yaml"
-    assert shown_path(home / "proj" / "plugins" / "x.py") == "../plugins/x.py"  # shorter than ~/proj/...
+    assert shown_path(home / "proj" / "plugins" / "x.py") == "~/proj/plugins/x.py"
+    outside = tmp_path / "elsewhere" / "b.py"  # neither here nor under ~: relative still, never whole
+    assert shown_path(outside) == "../../../elsewhere/b.py"
     assert shown_path("relative/as/given.py") == "relative/as/given.py"
     text = f"plugin {work}/p.py; failed ({home}/.ai/plugins/b.py). See https://x.org/home/tmp/a and 3/4."
     assert (

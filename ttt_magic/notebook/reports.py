@@ -26,21 +26,17 @@ _ABSOLUTE = re.compile(r"(?<![\w.:/~-])/[^\s\"'<>()/]+/[^\s\"'<>()]*[^\s\"'<>().
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:
-    """A path as people see it: relative to the current folder, or ``~/...``, whichever is shorter."""
-    from ..config import display_path
+    """A path as people see it: ``config.short_path`` (inside the current folder, else under ``~``),
+    and a path outside both relative to the current folder (``../plugins/x.py``) rather than whole."""
+    from ..config import display_path, short_path
 
-    text = os.fspath(path)
-    if not os.path.isabs(text):
-        return display_path(text)
-    forms = []
+    shown = short_path(path)
+    if not os.path.isabs(os.fspath(path)) or not os.path.isabs(shown):
+        return shown
     try:
-        forms.append(os.path.relpath(text))
-    except ValueError:  # another drive (Windows)
-        pass
-    home = os.path.expanduser("~").rstrip(os.sep)
-    if home and (text == home or text.startswith(home + os.sep)):
-        forms.append("~" + text[len(home) :])
-    return display_path(min(forms, key=len) if forms else text)
+        return display_path(os.path.relpath(os.fspath(path)))
+    except (OSError, ValueError):  # no working folder any more; another drive (Windows)
+        return shown
 
 
 def short_paths(text: str) -> str:
