@@ -37,8 +37,8 @@ enough like a real model that everything above it can be exercised offline:
   send) are described on the first line: "I see a 640x480 PNG image (12 KB)."
   (``ttt_magic.images.describe``), so a demo shows what reached the model.
 * The notebook's context (what ``%%ask --context`` appends after a ``---``
-  line) is acknowledged by name ("From the notebook I was shown: df, a pandas
-  DataFrame, 5 rows × 3 columns"), and the question is read without it.
+  line) is acknowledged by name ("From the notebook I was shown: df:
+  DataFrame, 5 rows × 3 columns (under 1 KB)"), and the question is read without it.
 * A ``%ask --fix`` request (the failing cell and its traceback) is answered
   with the error explained by its type and a corrected cell: the failing line
   guarded (``try``/``except`` for the exception it raised) when it is a

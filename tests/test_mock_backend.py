@@ -600,12 +600,12 @@ def test_the_mock_describes_the_images_it_receives(mock):
 def test_the_mock_names_the_context_and_reads_the_question_without_it(mock, mock_module):
     prompt = (
         "Which city is warmest?\n\n---\nNotebook context (the variables named above, described):\n\n"
-        "df: pandas DataFrame, 5 rows × 3 columns (under 1 KB)\ncolumns: city (str)\n\ncount: int: 3"
+        "df: DataFrame, 5 rows × 3 columns (under 1 KB)\ncolumns: city (str)\n\ncount: int: 3"
     )
     text = "".join(collect(mock, prompt)[0])
     first, rest = text.split("\n\n", 1)
     assert first == (
-        "From the notebook I was shown: df: pandas DataFrame, 5 rows × 3 columns (under 1 KB); count: int: 3."
+        "From the notebook I was shown: df: DataFrame, 5 rows × 3 columns (under 1 KB); count: int: 3."
     )
     assert "“Which city is warmest”" in rest and "```" not in rest  # not taken for a pandas code request
 

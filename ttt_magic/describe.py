@@ -14,7 +14,9 @@ size, never sent as text.
 ``budget`` (tokens, estimated with ``ttt_magic.tokens.count``) caps the
 description: fewer rows first, then fewer columns, then the text is cut with
 a visible mark. Nothing here imports pandas, numpy or matplotlib: a value is
-recognised by its type's module, so describing an ``int`` stays cheap.
+recognised by its type's module, so describing an ``int`` stays cheap. The
+header says ``DataFrame``, not ``pandas DataFrame``: "pandas" is a routing
+keyword (it would send every question naming a frame to the coding model).
 """
 
 from __future__ import annotations
@@ -216,9 +218,7 @@ def _table(frame: Any, rows: int, columns: int) -> str:
 def _frame_lines(value: Any, rows: int, listed: int, columns: int) -> list[str]:
     n_rows, n_cols = value.shape
     names = list(value.columns)
-    lines = [
-        f"pandas DataFrame, {_plural(n_rows, 'row')} × {_plural(n_cols, 'column')} ({_memory(value, n_rows)})"
-    ]
+    lines = [f"DataFrame, {_plural(n_rows, 'row')} × {_plural(n_cols, 'column')} ({_memory(value, n_rows)})"]
     if names:
         shown = ", ".join(f"{name} ({_dtype(value.dtypes.iloc[i])})" for i, name in enumerate(names[:listed]))
         more = f", and {_count(n_cols - listed)} more" if n_cols > listed else ""
@@ -236,9 +236,7 @@ def _frame_lines(value: Any, rows: int, listed: int, columns: int) -> list[str]:
 def _series_lines(value: Any, rows: int, listed: int, columns: int) -> list[str]:
     n_rows = len(value)
     name = f" {value.name!r}" if value.name is not None else ""
-    lines = [
-        f"pandas Series{name}, {_plural(n_rows, 'value')} of {_dtype(value.dtype)} ({_memory(value, n_rows)})"
-    ]
+    lines = [f"Series{name}, {_plural(n_rows, 'value')} of {_dtype(value.dtype)} ({_memory(value, n_rows)})"]
     try:
         missing = int(value.isna().sum())
     except Exception:
@@ -353,7 +351,7 @@ def describe(
 ) -> str:
     """A compact description of ``value`` for a prompt, within ``budget`` tokens when given.
 
-    ``name`` prefixes it (``df: pandas DataFrame, ...``); ``rows`` is how many
+    ``name`` prefixes it (``df: DataFrame, ...``); ``rows`` is how many
     rows of a table (or items of a container) are shown at most: the first
     half and the last half, with ``...`` between. A table of at most ``rows``
     rows is shown whole.

@@ -440,6 +440,7 @@ def _used_variables(frames: list[Any], limit: int) -> list[tuple[str, Any]]:
         for name in _IDENTIFIER.findall(" ".join(frame.code)):
             if _hidden(name):
                 continue
+            local = not is_module and name in scope.f_locals
             if name in scope.f_locals:
                 value = scope.f_locals[name]
             elif name in scope.f_globals:
@@ -451,7 +452,7 @@ def _used_variables(frames: list[Any], limit: int) -> list[tuple[str, Any]]:
             if value is getattr(builtins, name, object()) or not _describable(value, True):
                 continue
             seen.add((name, id(value)))
-            label = name if is_module else f"{name} (in {scope.f_code.co_name})"
+            label = f"{name} (in {scope.f_code.co_name})" if local else name  # a function's own names
             found.append((label, value))
             if len(found) >= limit:
                 return found
