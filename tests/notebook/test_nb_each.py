@@ -238,3 +238,21 @@ def test_json_format_with_each_asks_every_item_for_json(shell, capsys, sent, dat
         ("Describe two as JSON", JSON_INSTRUCTION),
     }
     assert all(json.loads(text) for text in shell.user_ns["_"].texts)
+
+
+# ----------------------------------------------------------------- a real kernel
+
+
+def test_each_in_a_kernel_shows_progress_then_one_markdown_table(kernel):
+    kernel.ok("items = [f'item {i}' for i in range(8)]")
+    result = kernel.ok("%%ask -b echo --each items\nSay {}")
+    kinds = [set(m["content"]["data"]) for m in result.displays]
+    bar = next(i for i, k in enumerate(kinds) if "application/vnd.jupyter.widget-view+json" in k)
+    table = result.final()["data"]
+    assert bar < len(kinds) - 1  # the progress bar came first, in this cell
+    assert table["text/markdown"].startswith(
+        "| # | prompt | answer |\n| ---: | --- | --- |\n| 0 | Say item 0 |"
+    )
+    assert "(first 5 shown)" in table["text/markdown"] and "All 8 answers are in `_`" in table["text/plain"]
+    check = kernel.ok("print(type(_).__name__, len(_), _.failed, _.texts[7])")
+    assert check.stdout.strip() == "Answers 8 [] Say item 7"
