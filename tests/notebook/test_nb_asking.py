@@ -405,3 +405,18 @@ def test_status_and_config_show_name_no_absolute_path(shell, capsys, tmp_path, m
     assert next(line for line in shown.splitlines() if line.startswith("timeout ")).split()[-1] == "ttt.yaml"
     for out in (status, shown):
         assert str(tmp_path) not in out and os.path.expanduser("~") not in out
+
+
+def test_ctrl_c_before_a_stream_starts_keeps_its_empty_interrupted_answer(shell, capsys, monkeypatch):
+    from ttt_magic.notebook.render import RouteView
+
+    def interrupted(self, route):
+        raise KeyboardInterrupt  # lands while --explain shows the route, before the first chunk
+
+    monkeypatch.setattr(RouteView, "show", interrupted)
+    result, out = run(shell, capsys, "%ask --explain -b echo -o r hello")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    partial = shell.user_ns["r"]
+    assert partial is ttt_magic.last_response and partial.text == ""
+    assert partial.metadata["interrupted"] is True and partial.backend == "echo"
+    assert out.startswith("[interrupted]\n")
