@@ -217,6 +217,23 @@ def test_a_figure_in_braces_is_sent_as_an_image_and_the_chat_keeps_a_reference(s
         shell.user_ns.pop("fig", None)
 
 
+def test_an_output_that_was_an_image_is_sent_as_one(shell, capsys, looker):
+    from IPython.display import Image
+
+    shell.user_ns["fig"] = figure()
+    try:
+        run(shell, capsys, "fig.axes[0].plot([2, 2, 2])")  # Out[n]: what plt.plot returned
+        number = shell.execution_count - 1
+        run(shell, capsys, f"%ask What does {{Out[{number}]}} add?")
+        assert looker[-1]["images"] == [image_of(shell.user_ns["fig"])]
+        shell.user_ns["shown"] = Image(data=png(8, 6))
+        run(shell, capsys, "%ask and {shown}?")
+        assert looker[-1]["images"] == [("image/png", png(8, 6))]
+    finally:
+        shell.user_ns.pop("fig", None)
+        shell.user_ns.pop("shown", None)
+
+
 def test_png_bytes_and_image_files_are_sent_as_images(shell, capsys, looker, tmp_path):
     data = png(640, 480)
     path = tmp_path / "chart.png"

@@ -27,9 +27,7 @@ import keyword
 import linecache
 import os
 import re
-import site
 import sys
-import sysconfig
 import traceback
 import weakref
 from collections.abc import Iterable, Mapping
@@ -204,6 +202,9 @@ def _cells_of(exc: BaseException, shell: Any) -> list[tuple[int, str]]:
 
 
 def _library_dirs() -> tuple[str, ...]:
+    import site
+    import sysconfig
+
     dirs: set[str] = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
