@@ -188,6 +188,68 @@ def classify(prompt: str) -> str:
     return "default"
 
 
+_LABELS = re.compile(r"\b(?:as|into|one of)\s+((?:[\w-]+,\s*)+[\w-]+,?\s+or\s+[\w-]+)", re.IGNORECASE)
+_CLASSIFY = re.compile(r"\b(classify|categori[sz]e|label|tag)\b", re.IGNORECASE)
+_GOOD = frozenset(
+    [
+        "best",
+        "great",
+        "good",
+        "love",
+        "lovely",
+        "comfortable",
+        "clear",
+        "evenly",
+        "quietly",
+        "fast",
+        "easy",
+        "perfect",
+    ]
+)
+_BAD = frozenset(
+    [
+        "leak",
+        "leaks",
+        "wobbly",
+        "flickers",
+        "flicker",
+        "returned",
+        "cheap",
+        "broken",
+        "bad",
+        "poor",
+        "slow",
+        "noisy",
+        "worst",
+    ]
+)
+
+
+def choose_label(prompt: str) -> str | None:
+    """For "classify X as A, B or C", the one label a model would give, decided from X's words.
+
+    Sentiment labels follow a small word list (both kinds of word: ``mixed``
+    when offered); other label sets are picked by a stable hash of the text.
+    """
+    if not _CLASSIFY.search(prompt):
+        return None
+    match = _LABELS.search(prompt)
+    if match is None:
+        return None
+    labels = [w.strip(" ,.").lower() for w in re.split(r",|\bor\b", match.group(1)) if w.strip(" ,.")]
+    if len(labels) < 2:
+        return None
+    rest = prompt[match.end() :]
+    words = {w.lower() for w in _WORD.findall(rest)}
+    good, bad = bool(words & _GOOD), bool(words & _BAD)
+    if "positive" in labels and "negative" in labels:
+        if good and bad and "mixed" in labels:
+            return "mixed"
+        if good != bad:
+            return "positive" if good else "negative"
+    return labels[sum(map(ord, rest)) % len(labels)]
+
+
 def wants_code_too(prompt: str) -> bool:
     """An explanation that also asks for code ("explain X and write code that ...")."""
     low = prompt.lower()
@@ -810,6 +872,9 @@ def compose(
     if clean.startswith(_FIX_REQUEST):
         text = apply_history(apply_system(fix_answer(question), system), history)
         return "\n\n".join([*seen, text]), {"category": "fix", "variant": 0}
+    label = choose_label(clean)
+    if label is not None:  # "classify ... as positive, negative or mixed": one of the labels
+        return label, {"category": "label", "variant": 0}
     kind = classify(clean)
     if kind != "json" and wants_json(clean, system, options):
         kind = "json"

@@ -633,3 +633,15 @@ def test_the_mock_answers_a_fix_request_with_a_guarded_cell(mock):
     exec(compile(code, "<fixed>", "exec"), namespace)  # the corrected cell runs
     indented = prompt.replace("y = 1 / x\n```\n\nThe error", "if x:\n    y = 1 / x\n```\n\nThe error")
     assert "# mock fix: the cell raised ZeroDivisionError" in "".join(collect(mock, indented)[0])
+
+
+def test_classification_requests_get_one_of_the_labels():
+    from ttt_magic import ask
+
+    asked = "Classify the sentiment of this review as positive, negative or mixed. Answer with one word.\n\n"
+    assert ask(asked + "Lovely and fast, but it started to leak.", backend="mock") == "mixed"
+    assert ask(asked + "The light flickers. Returned it.", backend="mock") == "negative"
+    assert ask(asked + "Best purchase this year.", backend="mock") == "positive"
+    topic = ask("Categorize this ticket as billing, bug or question: my card was charged twice", backend="mock")
+    assert topic in ("billing", "bug", "question")
+    assert ask("Explain recursion", backend="mock") not in ("positive", "negative")

@@ -646,6 +646,8 @@ class Estimate:
     def _cost_text(self) -> str:
         if self.cost is None:
             return "unknown (no price for this model)"
+        if 0 < self.cost < 0.001:  # small jobs: two significant digits say more than $0.0000
+            return f"${self.cost:.6f}"
         return f"${self.cost:.4f}"
 
     def _output_text(self) -> str:

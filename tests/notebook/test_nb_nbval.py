@@ -20,8 +20,18 @@ SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
 
 def test_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    for wanted in ("01_quickstart", "02_routing_and_config", "03_plugins", "04_data_exploration"):
+    for wanted in (
+        "01_quickstart",
+        "02_routing_and_config",
+        "03_plugins",
+        "04_data_exploration",
+        "05_tables",
+        "06_askbox_app",
+        "07_context",
+    ):
         assert wanted in names
+    # A notebook that replays by default ships its recording beside it.
+    assert (REPO / "notebooks" / "01_quickstart.answers.jsonl").is_file()
 
 
 def _nbval(tmp_path, notebooks, **env):
@@ -31,6 +41,12 @@ def _nbval(tmp_path, notebooks, **env):
     folder.mkdir()
     for notebook in notebooks:
         shutil.copy(notebook, folder)
+        recording = notebook.with_suffix(".answers.jsonl")  # what it replays (01_quickstart)
+        if recording.is_file():
+            shutil.copy(recording, folder)
+    data = REPO / "notebooks" / "data"  # the tables the tutorials read (05_tables)
+    if data.is_dir():
+        shutil.copytree(data, folder / "data")
     return subprocess.run(
         [
             sys.executable,
