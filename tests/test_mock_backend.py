@@ -642,6 +642,8 @@ def test_classification_requests_get_one_of_the_labels():
     assert ask(asked + "Lovely and fast, but it started to leak.", backend="mock") == "mixed"
     assert ask(asked + "The light flickers. Returned it.", backend="mock") == "negative"
     assert ask(asked + "Best purchase this year.", backend="mock") == "positive"
-    topic = ask("Categorize this ticket as billing, bug or question: my card was charged twice", backend="mock")
+    topic = ask(
+        "Categorize this ticket as billing, bug or question: my card was charged twice", backend="mock"
+    )
     assert topic in ("billing", "bug", "question")
     assert ask("Explain recursion", backend="mock") not in ("positive", "negative")

@@ -500,6 +500,7 @@ def test_api_ask_stream_and_chat(configured):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK warns about model EOL dates
 def test_sdk_reads_the_fake_like_our_backend(fake, backend):
     import anthropic  # a test dependency: its absence must fail, not skip
+
     fake.usage = (14, 8)
     fake.thinking = "hidden reasoning"
     client = anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0)
@@ -524,6 +525,7 @@ def test_sdk_reads_the_fake_like_our_backend(fake, backend):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK warns about model EOL dates
 def test_sdk_sees_the_same_mid_stream_error(fake):
     import anthropic  # a test dependency: its absence must fail, not skip
+
     fake.fault("overloaded_event", after=1)
     client = anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0)
     received = []
@@ -545,5 +547,6 @@ def test_sdk_sees_the_same_mid_stream_error(fake):
 
 def test_sdk_lists_the_fake_models(fake):
     import anthropic  # a test dependency: its absence must fail, not skip
+
     client = anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0)
     assert [m.id for m in client.models.list()] == list(AnthropicFake.MODELS)

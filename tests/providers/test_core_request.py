@@ -154,6 +154,7 @@ def test_every_public_str_method_works_on_an_answer():
 
 def test_answers_work_with_pandas_str_methods():
     import pandas as pd
+
     column = pd.Series([AIResponse("a\nb"), AIResponse("c\nd")])
     assert list(column.str.replace("\n", " ", regex=False)) == ["a b", "c d"]
 
