@@ -385,3 +385,52 @@ def test_yaml_config_block(block, tmp_path, monkeypatch):
         return
     settings = get_config()
     assert settings.files == [path], f"{block.label}: the file was not read"
+
+
+# --------------------------------------------------------------------------- %%ask examples in a real kernel
+
+
+def _ask_docs() -> list[str]:
+    return [
+        d
+        for d in _ipython_docs()
+        if any(re.match(r"\s*%%?ask\b", b.body) for b in _of("ipython") if b.doc == d)
+    ]
+
+
+@pytest.mark.kernel
+def test_ask_examples_run_in_a_real_kernel(offline_machine, tmp_path):
+    """Every document's IPython blocks again, in order, in one real kernel per document.
+
+    The shell test above is fast and sees Python objects; this one is what a
+    reader gets pasting the examples into Jupyter: a kernel, its display
+    messages, and no traceback anywhere.
+    """
+    from tests.notebook.kernel_harness import Kernel, isolated_env
+
+    env = isolated_env(offline_machine, TTT_RAISE_ON_ERROR="1", TTT_STREAM="0")
+    for var in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL", "OPENROUTER_BASE_URL"):
+        env[var] = os.environ[var]
+    checked = 0
+    for doc in _ask_docs():
+        folder = tmp_path / doc.replace("/", "_")
+        folder.mkdir()
+        kernel = Kernel(folder, env)
+        try:
+            blocks = [b for b in _of("ipython") if b.doc == doc]
+            if "%load_ext ttt_magic" not in blocks[0].body:
+                kernel.ok("%load_ext ttt_magic")
+            for block in blocks:
+                result = kernel.execute(block.body, timeout=120)
+                if block.marker == "shows-error":
+                    continue
+                assert not result.errors, f"{block.label} failed in a kernel: {result.errors[0].get('ename')}"
+                if re.match(r"\s*%%?ask\b", block.body) and "%ask?" not in block.body:
+                    shown = [m for m in result.displays if m["content"].get("data")]
+                    printed = result.stdout
+                    assert shown or printed.strip(), f"{block.label}: nothing shown in the kernel"
+                    assert "Traceback" not in printed and "ttt-magic:" not in printed, printed
+                    checked += 1
+        finally:
+            kernel.stop()
+    assert checked >= 10  # the guides hold many %%ask examples; none may go unchecked silently
