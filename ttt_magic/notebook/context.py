@@ -287,7 +287,9 @@ def _frames(exc: BaseException, shell: Any) -> list[_Frame]:
             label = f"{library if library is not None else _user_path(filename)}, {where}"
         code: list[str] = []
         if user and entry.lineno:
-            last = min(entry.end_lineno or entry.lineno, entry.lineno + 2)
+            # FrameSummary.end_lineno is Python 3.11+; on 3.10 a statement is its first line.
+            end = getattr(entry, "end_lineno", None) or entry.lineno
+            last = min(end, entry.lineno + 2)
             code = [
                 linecache.getline(filename, n, frame.f_globals).rstrip()
                 for n in range(entry.lineno, last + 1)
