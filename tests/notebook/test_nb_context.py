@@ -337,7 +337,10 @@ def test_fix_after_a_real_error_in_a_real_kernel_reaches_the_server_redacted(ker
 
 @pytest.mark.kernel
 def test_no_error_in_a_fresh_kernel_and_a_figure_in_a_real_kernel(kernel):
-    fresh = kernel.ok("%unload_ext ttt_magic\n%load_ext ttt_magic\nimport sys\nsys.last_value = None")
+    fresh = kernel.ok(
+        "%unload_ext ttt_magic\n%load_ext ttt_magic\nimport sys\n"
+        "sys.last_value = sys.last_exc = sys.last_type = sys.last_traceback = None"  # 3.12+: last_exc
+    )
     assert fresh.errors == []
     nothing = kernel.ok("%ask --fix")
     assert context.NO_ERROR in nothing.final()["data"]["text/plain"]
