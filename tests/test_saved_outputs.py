@@ -25,7 +25,9 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 _ABSOLUTE = re.compile(
     r"(?<![\w.:/~-])(?:"
     + re.escape(str(REPO))
-    + r"|/(?:tmp|var|private|work|root|home|Users|mnt|opt|srv)/|[A-Za-z]:[\\/](?=\w))"
+    + r"|/(?:tmp|var|private|work|root|home|Users|mnt|opt|srv)/|[A-Za-z]:[\\/](?=\w)"
+    # A relative path that climbs out of notebooks/ and the repository names this machine too.
+    + r"|(?:\.\./){2,})"
 )
 _END = re.compile(r"[\s\"'<>()]")
 

@@ -375,10 +375,11 @@ Plugins are Python files with a `register_plugin(registry)` function, loaded wit
 `~/.ai/plugins/`, `./ai_plugins/` and the `ttt_magic.plugins` entry point group.
 """),
     code(f"""
-import pathlib, tempfile
+import pathlib
 import ttt_magic
 
-plugin_path = pathlib.Path(tempfile.mkdtemp()) / "reverse_backend.py"
+plugin_path = pathlib.Path("demo_plugins") / "reverse_backend.py"  # beside this notebook
+plugin_path.parent.mkdir(exist_ok=True)
 plugin_path.write_text({PLUGIN_FILE!r})
 
 record = ttt_magic.load_plugin(plugin_path)
@@ -408,6 +409,11 @@ broken_path.write_text("def register_plugin(registry):\\n"
                        "    raise RuntimeError('no config for this plugin')\\n")
 broken = ttt_magic.load_plugin(broken_path)
 print(broken.status, "-", broken.error.split(" (")[0])
+"""),
+    code("""
+import shutil
+
+shutil.rmtree("demo_plugins")  # the demo's files go; the loaded backend stays for this session
 """),
 ]
 
