@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chain import Handler, Item, chain
+from .chain import Handler, Item, chain, keeping
 from .errors import UsageError
 from .models import StreamEnd
 from .request import Resolved
@@ -533,23 +533,13 @@ async def intercept(call: Resolved, proceed: Handler) -> AsyncIterator[Item]:
                 await asyncio.sleep(0)
         yield hit.stream_end()
         return
-    parts: list[str] = []
-    end: StreamEnd | None = None
-    finished = False
-    try:
-        async for item in proceed(call):
-            if isinstance(item, StreamEnd):
-                end = item
-            elif isinstance(item, str) and item:  # thinking travels in end.reasoning
-                parts.append(str.__str__(item))
-            yield item
-        finished = True
-    except (GeneratorExit, asyncio.CancelledError):
-        finished = end is not None  # closed after its end: a finished answer
-        raise
-    finally:
-        if finished and end is not None and not (end.metadata.get("cached") or end.metadata.get("replayed")):
+
+    def store(parts: list[str], end: StreamEnd) -> None:
+        if not (end.metadata.get("cached") or end.metadata.get("replayed")):
             cache.put(key, call, parts, end)
+
+    async for item in keeping(proceed(call), store):
+        yield item
 
 
 def ensure_installed() -> None:

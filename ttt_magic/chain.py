@@ -31,7 +31,7 @@ from typing import Any
 from .models import StreamEnd
 from .request import Resolved
 
-__all__ = ["Chain", "Handler", "Interceptor", "Item", "chain"]
+__all__ = ["Chain", "Handler", "Interceptor", "Item", "chain", "keeping"]
 
 Item = str | StreamEnd
 Handler = Callable[[Resolved], AsyncIterator[Item]]
@@ -84,6 +84,37 @@ def _bind(interceptor: Interceptor, proceed: Handler) -> Handler:
 
 #: The process-wide chain the router runs every attempt through.
 chain = Chain()
+
+
+async def keeping(
+    items: AsyncIterator[Item], keep: Callable[[list[str], StreamEnd], None]
+) -> AsyncIterator[Item]:
+    """Pass ``items`` through; once they completed, call ``keep(text chunks, end)``.
+
+    For the links that store answers (the cache, recording): an answer counts
+    as complete when its ``StreamEnd`` arrived and no error followed; one
+    closed right after its end is complete too, one cut off or failed never is.
+    Thinking travels in ``end.reasoning``, so only text chunks are kept.
+    """
+    import asyncio
+
+    parts: list[str] = []
+    end: StreamEnd | None = None
+    finished = False
+    try:
+        async for item in items:
+            if isinstance(item, StreamEnd):
+                end = item
+            elif isinstance(item, str) and item:
+                parts.append(str.__str__(item))
+            yield item
+        finished = True
+    except (GeneratorExit, asyncio.CancelledError):
+        finished = end is not None  # closed after its end: a finished answer
+        raise
+    finally:
+        if finished and end is not None:
+            keep(parts, end)
 
 
 def final_end(items: list[Any]) -> StreamEnd | None:

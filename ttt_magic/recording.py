@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import _iso, _jsonable, _warn_once, setting_path, split_chunks
-from .chain import Handler, Item, chain
+from .chain import Handler, Item, chain, keeping
 from .errors import ProviderError
 from .models import StreamEnd, text_of
 from .request import Resolved
@@ -385,23 +385,13 @@ async def intercept(call: Resolved, proceed: Handler) -> AsyncIterator[Item]:
         async for item in proceed(call):
             yield item
         return
-    parts: list[str] = []
-    end: StreamEnd | None = None
-    finished = False
-    try:
-        async for item in proceed(call):
-            if isinstance(item, StreamEnd):
-                end = item
-            elif isinstance(item, str) and item:  # thinking travels in end.reasoning
-                parts.append(str.__str__(item))
-            yield item
-        finished = True
-    except (GeneratorExit, asyncio.CancelledError):
-        finished = end is not None
-        raise
-    finally:
-        if finished and end is not None and not end.metadata.get("replayed"):
+
+    def store(parts: list[str], end: StreamEnd) -> None:
+        if not end.metadata.get("replayed"):
             _record(record_path, call, parts, end)
+
+    async for item in keeping(proceed(call), store):
+        yield item
 
 
 def replaying(settings: Any) -> bool:
