@@ -69,13 +69,12 @@ import hashlib
 import json
 import os
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ttt_magic.backends import BaseBackend
 from ttt_magic.errors import ProviderError
-from ttt_magic.models import AIResponse, StreamEnd, Thinking
+from ttt_magic.models import StreamEnd, Thinking
 
 DEFAULT_DELAY = 0.02
 MODELS = ["mock-1", "mock-fast"]
@@ -1129,44 +1128,6 @@ class MockLLMBackend(BaseBackend):
             finish_reason="length" if cut else "stop",
             metadata=facts,
             reasoning=thought or None,  # what a cache or a recording keeps of the thinking
-        )
-
-    async def ask(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ) -> AIResponse:
-        """``astream`` gathered, pauses included; its thinking goes to ``.reasoning``, not the text."""
-        started = time.perf_counter()
-        parts: list[str] = []
-        thoughts: list[str] = []
-        end = StreamEnd()
-        try:
-            async for item in self.astream(
-                prompt, model=model, system=system, temperature=temperature, max_tokens=max_tokens, **kwargs
-            ):
-                if isinstance(item, StreamEnd):
-                    end = item
-                elif isinstance(item, Thinking):
-                    thoughts.append(item.text)
-                else:
-                    parts.append(item)
-        except ProviderError as exc:
-            return self.failure(exc, model=model, text="".join(parts))
-        return AIResponse(
-            "".join(parts),
-            model=end.model or model,
-            backend=self.name,
-            tokens_in=end.tokens_in,
-            tokens_out=end.tokens_out,
-            time_taken=time.perf_counter() - started,
-            metadata={**end.metadata, **({"finish_reason": end.finish_reason} if end.finish_reason else {})},
-            reasoning="".join(thoughts) or end.reasoning,
         )
 
     async def models(self) -> list[str]:
