@@ -377,10 +377,11 @@ class BackendRegistry:
             cached = self._instances.get(name)
             if cached is not None and cached[0] is settings and cached[2] is entry.target:
                 return cached[1]
+        cls = self._load(name, entry)
         config = settings.backend_config(name)
         config.setdefault("name", name)
-        if getattr(entry, "wants_backends", False) or name == "cloud":
-            config["backends"] = settings.backends  # the cloud backend reads its providers' sections
+        if getattr(cls, "reads_all_backends", False):  # the cloud backend: its providers' sections
+            config["backends"] = settings.backends
         fingerprint = _fingerprint(config)
         with self._lock:
             if cached is not None and cached[2] is entry.target and cached[3] == fingerprint:
@@ -391,14 +392,7 @@ class BackendRegistry:
                 _refresh_defaults(instance, config)
                 self._instances[name] = (settings, instance, entry.target, fingerprint)
                 return instance
-        missing = entry.missing_requirements()
-        if missing:
-            raise BackendUnavailable(
-                f"Backend {name!r} needs {', '.join(missing)}, which is not installed.",
-                hint=f"Install it: pip install {' '.join(missing)}",
-            )
         try:
-            cls = entry.load_class()
             instance = cls(config)
         except BackendUnavailable:
             raise
@@ -410,6 +404,25 @@ class BackendRegistry:
         with self._lock:
             self._instances[name] = (settings, instance, entry.target, fingerprint)
         return instance
+
+    @staticmethod
+    def _load(name: str, entry: BackendEntry) -> type:
+        """The backend's class, or ``BackendUnavailable`` saying what is missing or broken."""
+        from .errors import BackendUnavailable
+
+        missing = entry.missing_requirements()
+        if missing:
+            raise BackendUnavailable(
+                f"Backend {name!r} needs {', '.join(missing)}, which is not installed.",
+                hint=f"Install it: pip install {' '.join(missing)}",
+            )
+        try:
+            return entry.load_class()
+        except Exception as exc:
+            raise BackendUnavailable(
+                f"Backend {name!r} could not be loaded ({type(exc).__name__}: {exc}).",
+                hint=f"Check its plugin or class_path ({entry.source}).",
+            ) from exc
 
     def availability(self, name: str, settings: Settings | None = None) -> tuple[bool, str | None]:
         """(available, reason) without raising: for routing and status tables."""

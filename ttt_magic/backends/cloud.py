@@ -86,6 +86,8 @@ class CloudBackend(ResolvedBackend):
     """OpenAI, Anthropic, Google Gemini or OpenRouter, chosen by model and ``provider_order``."""
 
     backend_name = "cloud"
+    #: The registry passes the whole ``backends`` section: each provider's settings live there.
+    reads_all_backends = True
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
