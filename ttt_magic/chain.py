@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from .models import StreamEnd
 from .request import Resolved
@@ -115,11 +114,3 @@ async def keeping(
     finally:
         if finished and end is not None:
             keep(parts, end)
-
-
-def final_end(items: list[Any]) -> StreamEnd | None:
-    """The ``StreamEnd`` among collected items, if any (helper for interceptors that buffer)."""
-    for item in reversed(items):
-        if isinstance(item, StreamEnd):
-            return item
-    return None

@@ -104,6 +104,10 @@ class ModelInfo:
         return asdict(self)
 
 
+#: Finish reasons that mean "cut off by max_tokens", across the protocols.
+LENGTH_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
+
+
 @dataclass
 class Thinking:
     """A piece of the model's reasoning, streamed apart from the answer.
@@ -137,6 +141,19 @@ class StreamEnd:
     data: Any = None
     #: The model's thinking, when the provider sent it apart from the answer.
     reasoning: str | None = None
+
+    def finish_metadata(self) -> dict[str, Any]:
+        """``finish_reason``, and ``truncated`` when the answer was cut by ``max_tokens``.
+
+        The protocols name that cut differently (``length``, ``max_tokens``,
+        ``MAX_TOKENS``); footers and callers read the one flag.
+        """
+        if not self.finish_reason:
+            return {}
+        meta: dict[str, Any] = {"finish_reason": self.finish_reason}
+        if self.finish_reason in LENGTH_REASONS:
+            meta["truncated"] = True
+        return meta
 
 
 #: The fields of an answer besides its text, with their defaults. Adding a field is one

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import UsageError
@@ -46,9 +46,6 @@ REQUEST_ARGS = (
 
 #: Reasoning effort levels (``effort=``), mapped by each protocol to its own control.
 EFFORTS = ("low", "medium", "high")
-
-#: Settings that are defaults for a request: a backend instance does not depend on them.
-REQUEST_DEFAULTS = ("temperature", "max_tokens", "system", "timeout", "max_retries")
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -369,8 +366,3 @@ def resolve(
         cache=request.cache,
         config=dict(config),
     )
-
-
-def request_fields() -> list[str]:
-    """Field names of ``Request`` (for tests that check the API signatures stay in step)."""
-    return [f.name for f in fields(Request)]

@@ -381,10 +381,6 @@ def _backoff(retry: int, error: ProviderError, cap: float) -> float:
     return step / 2 + random.uniform(0, step / 2)
 
 
-#: Finish reasons that mean "cut off by max_tokens", across the protocols.
-LENGTH_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
-
-
 def _finish(
     text: str,
     route: Route,
@@ -396,12 +392,8 @@ def _finish(
     error: str | None = None,
 ) -> AIResponse:
     """The caller's response, built in one place: text, usage, cost, the route record."""
-    metadata: dict[str, Any] = dict(end.metadata) if end is not None else {}
+    metadata: dict[str, Any] = {**end.metadata, **end.finish_metadata()} if end is not None else {}
     metadata.pop("cost", None)
-    if end is not None and end.finish_reason:
-        metadata["finish_reason"] = end.finish_reason
-        if end.finish_reason in LENGTH_REASONS:
-            metadata["truncated"] = True
     metadata["route"] = route.to_dict()
     return AIResponse(
         text,

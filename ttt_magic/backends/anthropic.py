@@ -23,7 +23,6 @@ from .template import (
     catalogue_ids,
     configured_default,
     only_text,
-    price,
 )
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "build_payload",
     "catalogue_default",
     "configured_default",
-    "model_cost",
     "parse_message",
     "stream_error",
 ]
@@ -443,8 +441,3 @@ def loads_or_none(raw: Any) -> Any:
         return json.loads(raw)
     except (TypeError, ValueError):
         return None
-
-
-def model_cost(name: str | None, tokens_in: int | None, tokens_out: int | None) -> float | None:
-    """Price of one call from the catalogue (kept for callers of the old helper; see ``price``)."""
-    return price(StreamEnd(model=name, tokens_in=tokens_in, tokens_out=tokens_out), model=name).cost

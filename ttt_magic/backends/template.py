@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import ProviderError
 from ..models import AIResponse, StreamEnd, Thinking
@@ -24,7 +24,6 @@ from ..thinking import split as split_thinking
 from .base import BaseBackend
 
 __all__ = [
-    "Decoder",
     "Exchange",
     "ProtocolBackend",
     "ResolvedBackend",
@@ -32,10 +31,6 @@ __all__ = [
     "configured_default",
     "price",
 ]
-
-#: Finish reasons that mean "cut off by max_tokens", across the protocols.
-LENGTH_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
-
 
 # --------------------------------------------------------------------------- pricing
 
@@ -239,7 +234,7 @@ class ResolvedBackend(BaseBackend):
                     model=end.model or call.model,
                     tokens_in=end.tokens_in,
                     tokens_out=end.tokens_out,
-                    metadata={**end.metadata, **failed.metadata, **_finish_meta(end)},
+                    metadata={**end.metadata, **failed.metadata, **end.finish_metadata()},
                 )
             return failed
         end = price(end or StreamEnd(model=call.model), model=call.model, free=self.free)
@@ -252,7 +247,7 @@ class ResolvedBackend(BaseBackend):
             cost=end.cost,
             data=end.data,
             reasoning=end.reasoning,
-            metadata={**end.metadata, **_finish_meta(end)},
+            metadata={**end.metadata, **end.finish_metadata()},
         )
 
     async def astream(self, prompt: Any, **kwargs: Any) -> AsyncIterator[str | StreamEnd]:  # type: ignore[override]
@@ -264,15 +259,6 @@ class ResolvedBackend(BaseBackend):
             elif isinstance(item, Thinking):
                 continue
             yield item
-
-
-def _finish_meta(end: StreamEnd) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if end.finish_reason:
-        meta["finish_reason"] = end.finish_reason
-        if end.finish_reason in LENGTH_REASONS:
-            meta["truncated"] = True
-    return meta
 
 
 # --------------------------------------------------------------------------- HTTP protocols
@@ -287,16 +273,6 @@ class Exchange:
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] | None = None
-
-
-class Decoder(Protocol):
-    """Reads one answer: ``handle`` gives the text each event adds; ``end`` the usage.
-
-    ``end`` raises ``ProviderError`` for a stream that stopped early;
-    ``withheld`` (optional) gives the error of a refused or blocked answer.
-    """
-
-    def end(self) -> StreamEnd: ...
 
 
 class ProtocolBackend(ResolvedBackend):
