@@ -91,6 +91,11 @@ def browser(lab: LabServer) -> Iterator[Any]:
     as *running* on the main thread, so any later test calling ``asyncio.run``
     would fail. Module scope stops it before other modules' tests run.
     """
+    yield from _chromium()
+
+
+def _chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, closed after."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -101,10 +106,9 @@ def browser(lab: LabServer) -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser page; a screenshot goes to test-artifacts/ when the test fails."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _page(browser: Any, request: pytest.FixtureRequest, width: int) -> Iterator[Any]:
+    """A fresh page in its own context; a screenshot goes to test-artifacts/ when the test fails."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
@@ -119,6 +123,12 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
             except Exception:  # a crashed page must not hide the real failure
                 pass
         context.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh 1280 x 900 page for JupyterLab."""
+    yield from _page(browser, request, 1280)
 
 
 @pytest.fixture
@@ -152,31 +162,10 @@ def bare_browser() -> Iterator[Any]:
         pytest.fail(f"browser tests cannot run: {reason}")
     if reason:
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from _chromium()
 
 
 @pytest.fixture
 def bare_page(bare_browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh 1100 x 900 page in its own context; a screenshot goes to test-artifacts/ if the test fails."""
-    context = bare_browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    try:
-        yield page
-    finally:
-        report = getattr(request.node, "rep_call", None)
-        if report is None or report.failed:
-            ARTIFACTS.mkdir(exist_ok=True)
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-            try:
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-            except Exception:  # a crashed page must not hide the real failure
-                pass
-        context.close()
+    """A fresh 1100 x 900 page in its own context."""
+    yield from _page(bare_browser, request, 1100)
