@@ -39,6 +39,20 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
+def timed(fn, calls: int, warmup: int = 20) -> list[float]:
+    """Seconds each of ``calls`` calls of ``fn`` took, after ``warmup`` unmeasured ones."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} µs"
 

@@ -16,7 +16,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _report
@@ -25,17 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PROMPT = "Summarise the plot of Hamlet in three short sentences for a busy reader."
-
-
-def _timed(fn, calls: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = ["| Call | Median | p90 | Min |", "| --- | ---: | ---: | ---: |"]
     medians = {}
     for label, fn in scenarios:
-        stats = _report.summary(_timed(fn, args.calls))
+        stats = _report.summary(_report.timed(fn, args.calls))
         medians[label] = stats["median"]
         rows.append(
             f"| {label} | {_report.us(stats['median'])} | {_report.us(stats['p90'])} "

@@ -18,7 +18,6 @@ import itertools
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _report
@@ -29,17 +28,6 @@ sys.path.insert(0, str(ROOT))
 PROMPT = "Summarise the plot of Hamlet in three short sentences for a busy reader."
 #: A hit must take less than this (the goal of issue #10).
 GOAL = 0.002
-
-
-def _timed(fn, calls: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     medians: dict[str, float] = {}
 
     def measure(label: str, fn, calls: int = args.calls) -> None:
-        stats = _report.summary(_timed(fn, calls))
+        stats = _report.summary(_report.timed(fn, calls))
         medians[label] = stats["median"]
         rows.append(
             f"| {label} | {_report.ms(stats['median'])} | {_report.ms(stats['p90'])} "

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import struct
 import sys
 import time
-import zlib
 
 import pytest
 
 import ttt_magic
-from tests.fakes import SENTINEL_KEY
+from tests.fakes import SENTINEL_KEY, png
 from ttt_magic.config import configure
 from ttt_magic.describe import CUT_MARK, describe, fit, image_of, image_reference, is_image, size_text
 from ttt_magic.notebook.context import names_in, normalize_options, redact, trimmed_traceback
@@ -27,22 +25,6 @@ from ttt_magic.tokens import count
 
 pd = pytest.importorskip("pandas")
 np = pytest.importorskip("numpy")
-
-
-def png(width: int = 4, height: int = 3) -> bytes:
-    """A real grey PNG written by hand."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def figure():

@@ -9,13 +9,11 @@ checked before anything is sent.
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 
 import pytest
 
 import ttt_magic
-from tests.fakes import SENTINEL_KEY
+from tests.fakes import SENTINEL_KEY, png
 from tests.fakes.anthropic_fake import AnthropicFake
 from tests.fakes.google_fake import GeminiFake
 from ttt_magic.backends.base import BaseBackend
@@ -24,22 +22,6 @@ from ttt_magic.errors import UsageError
 from ttt_magic.images import MAX_EDGE, describe, dimensions, sniff, to_image
 from ttt_magic.models import AIResponse
 from ttt_magic.registry import backend_registry
-
-
-def png(width: int = 4, height: int = 3) -> bytes:
-    """A real (tiny, grey) PNG written by hand: no imaging library needed."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_values_become_mime_and_bytes(tmp_path):
